@@ -1,0 +1,68 @@
+import type { Server } from 'node:http';
+import { NatproxClient } from '../client/natprox-client.js';
+import { resolveClientSettings } from '../config/client-settings.js';
+import { logClientEvents } from '../observability/client-logging.js';
+import { createClientMetrics } from '../observability/client-metrics.js';
+import { createLogger } from '../observability/logger.js';
+import { serveMetrics } from '../observability/metrics-server.js';
+import { formatHostPort } from '../util/host-port.js';
+import { CLIENT_HELP } from './help.js';
+import { logLevel } from './log-level.js';
+import { COMMON_FLAGS, parseFlags } from './parse-flags.js';
+import { waitForStopSignal } from './signals.js';
+
+export async function clientCommand(args: string[]): Promise<number> {
+  const flags = parseFlags('client', args, {
+    ...COMMON_FLAGS,
+    'proxy-url': { type: 'string' },
+    name: { type: 'string', multiple: true },
+    allow: { type: 'string', multiple: true },
+    label: { type: 'string', multiple: true },
+    config: { type: 'string' },
+    'token-file': { type: 'string' },
+    'metrics-listen': { type: 'string' },
+    'shutdown-grace': { type: 'string' },
+    'heartbeat-interval': { type: 'string' },
+  });
+  if (flags.help) {
+    process.stdout.write(CLIENT_HELP);
+    return 0;
+  }
+  const level = logLevel(flags['log-level']);
+  const settings = resolveClientSettings(flags);
+  const log = createLogger({ level });
+  const client = new NatproxClient(settings.client);
+  logClientEvents(client.events, log, settings.client.proxyUrl.host);
+  let metricsServer: Server | undefined;
+  if (settings.metricsListen) {
+    const { host, port } = settings.metricsListen;
+    try {
+      metricsServer = await serveMetrics(
+        createClientMetrics(client.events),
+        settings.metricsListen,
+      );
+    } catch (err) {
+      log.fatal({ err }, `cannot serve metrics on ${formatHostPort(host, port)}`);
+      log.flush();
+      return 1;
+    }
+  }
+  log.info(
+    {
+      proxy: settings.client.proxyUrl.origin,
+      names: settings.client.names,
+      allow: client.allowlist.targets.map((t) => formatHostPort(t.host, t.port)),
+      labels: settings.client.labels,
+    },
+    'natprox client starting',
+  );
+  client.start();
+  const signal = await waitForStopSignal(() => process.exit(1));
+  log.info({ signal, graceMs: settings.shutdownGraceMs }, 'shutting down');
+  await client.stop(settings.shutdownGraceMs);
+  metricsServer?.close();
+  metricsServer?.closeAllConnections();
+  log.info('stopped');
+  log.flush();
+  return 0;
+}

@@ -1,0 +1,51 @@
+import { resolveProxySettings } from '../config/proxy-settings.js';
+import { createLogger } from '../observability/logger.js';
+import { logProxyEvents } from '../observability/proxy-logging.js';
+import { NatproxProxy } from '../proxy/proxy-server.js';
+import { PROXY_HELP } from './help.js';
+import { logLevel } from './log-level.js';
+import { COMMON_FLAGS, parseFlags } from './parse-flags.js';
+import { waitForStopSignal } from './signals.js';
+
+export async function proxyCommand(args: string[]): Promise<number> {
+  const flags = parseFlags('proxy', args, {
+    ...COMMON_FLAGS,
+    listen: { type: 'string' },
+    config: { type: 'string' },
+    'default-scrape-timeout': { type: 'string' },
+    'max-scrape-timeout': { type: 'string' },
+    'shutdown-grace': { type: 'string' },
+    'heartbeat-interval': { type: 'string' },
+  });
+  if (flags.help) {
+    process.stdout.write(PROXY_HELP);
+    return 0;
+  }
+  const level = logLevel(flags['log-level']);
+  const settings = resolveProxySettings(flags);
+  const log = createLogger({ level });
+  const proxy = new NatproxProxy(settings.proxy);
+  logProxyEvents(proxy.events, log);
+  if (!settings.proxy.clientGrants) {
+    log.warn('no "clients:" in the config: any client may connect and register any name');
+  }
+  if (!settings.proxy.scrapers) {
+    log.warn('no "scrapers:" in the config: anyone who reaches the proxy may scrape through it');
+  }
+  try {
+    await proxy.listen();
+  } catch (err) {
+    log.fatal({ err }, 'cannot listen');
+    log.flush();
+    return 1;
+  }
+  const signal = await waitForStopSignal(() => process.exit(1));
+  log.info(
+    { signal, inFlight: proxy.activeScrapes, graceMs: settings.shutdownGraceMs },
+    'shutting down: no new connections, finishing in-flight scrapes',
+  );
+  await proxy.shutdown(settings.shutdownGraceMs);
+  log.info('stopped');
+  log.flush();
+  return 0;
+}

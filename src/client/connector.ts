@@ -1,0 +1,92 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../errors.js';
+import type { DialOptions, TunnelConnection } from '../tunnel/tunnel-dialer.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import type { ClientEvents, ConnectionState } from './client-events.js';
+
+export interface ConnectorOptions {
+  dial: () => Promise<TunnelConnection>;
+  events: ClientEvents;
+  backoff: BackoffOptions;
+  /** A connection that stayed up this long resets the backoff. */
+  resetBackoffAfterMs: number;
+}
+
+export type { DialOptions };
+
+/**
+ * Keeps one tunnel up forever: dial, serve until it drops, wait a jittered exponential
+ * delay, dial again. The state is always one of ConnectionState and is announced on change.
+ */
+export class Connector {
+  private current: TunnelConnection | undefined;
+  private stopped = new AbortController();
+  private loop: Promise<void> | undefined;
+  private stateValue: ConnectionState = { state: 'connecting', attempt: 1 };
+
+  constructor(private readonly options: ConnectorOptions) {}
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  get connection(): TunnelConnection | undefined {
+    return this.current;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Stops reconnecting; GOAWAY lets in-flight scrapes finish; the returned promise waits for them. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped.abort();
+    const connection = this.current;
+    if (connection) {
+      connection.close();
+      const timer = sleep(graceMs, 'timeout', { ref: false });
+      if ((await Promise.race([connection.closed, timer])) === 'timeout') connection.destroy();
+    }
+    await this.loop;
+    this.setState({ state: 'closed' });
+  }
+
+  private async run(): Promise<void> {
+    const backoff = new Backoff(this.options.backoff);
+    let attempt = 1;
+    while (!this.stopped.signal.aborted) {
+      this.setState({ state: 'connecting', attempt });
+      let lastError: string;
+      try {
+        const connection = await this.options.dial();
+        if (this.stopped.signal.aborted) {
+          connection.destroy();
+          return;
+        }
+        this.current = connection;
+        const since = new Date();
+        this.setState({ state: 'connected', since });
+        attempt = 1;
+        lastError = await connection.closed;
+        this.current = undefined;
+        if (Date.now() - since.getTime() >= this.options.resetBackoffAfterMs) backoff.reset();
+      } catch (err) {
+        lastError = errorMessage(err);
+        attempt += 1;
+      }
+      if (this.stopped.signal.aborted) return;
+      const delayMs = backoff.next();
+      this.setState({ state: 'reconnecting', attempt, delayMs, lastError });
+      try {
+        await sleep(delayMs, undefined, { signal: this.stopped.signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  private setState(state: ConnectionState): void {
+    this.stateValue = state;
+    this.options.events.emit('state', state);
+  }
+}

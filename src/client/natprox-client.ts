@@ -1,0 +1,88 @@
+import type https from 'node:https';
+import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
+import { dialTunnel } from '../tunnel/tunnel-dialer.js';
+import { VERSION } from '../version.js';
+import { Allowlist, type AllowedTarget } from './allowlist.js';
+import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { ClientEvents } from './client-events.js';
+import { Connector } from './connector.js';
+import { ScrapeExecutor } from './scrape-executor.js';
+
+export interface ClientOptions {
+  proxyUrl: URL;
+  names: string[];
+  allow: AllowedTarget[];
+  labels?: Record<string, string>;
+  token?: string | undefined;
+  tls?: https.RequestOptions | undefined;
+  heartbeat?: HeartbeatOptions;
+  backoff?: BackoffOptions;
+  handshakeTimeoutMs?: number;
+  resetBackoffAfterMs?: number;
+}
+
+/** The private side: keeps a tunnel to the proxy and serves scrapes of its allowlisted targets. */
+export class NatproxClient {
+  readonly events = new ClientEvents();
+  private readonly executor: ScrapeExecutor;
+  private readonly connector: Connector;
+  readonly allowlist: Allowlist;
+
+  constructor(readonly options: ClientOptions) {
+    this.allowlist = new Allowlist(options.allow);
+    this.executor = new ScrapeExecutor(new Set(options.names), this.allowlist, this.events);
+    const registration = {
+      names: options.names,
+      labels: options.labels ?? {},
+      ports: this.allowlist.ports,
+      version: VERSION,
+    };
+    this.connector = new Connector({
+      events: this.events,
+      backoff: options.backoff ?? DEFAULT_BACKOFF,
+      resetBackoffAfterMs: options.resetBackoffAfterMs ?? 30_000,
+      dial: () =>
+        dialTunnel({
+          proxyUrl: options.proxyUrl,
+          registration,
+          token: options.token,
+          tls: options.tls,
+          handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+          heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
+          onStream: (stream, headers) => this.executor.handle(stream, headers),
+        }),
+    });
+  }
+
+  get state() {
+    return this.connector.state;
+  }
+
+  start(): void {
+    this.connector.start();
+  }
+
+  /** Resolves once the tunnel is up (or rejects after `timeoutMs`). */
+  waitConnected(timeoutMs = 10_000): Promise<void> {
+    if (this.connector.state.state === 'connected') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.events.off('state', onState);
+        reject(new Error(`not connected within ${timeoutMs} ms (state ${this.state.state})`));
+      }, timeoutMs);
+      const onState = (state: { state: string }): void => {
+        if (state.state !== 'connected') return;
+        clearTimeout(timer);
+        this.events.off('state', onState);
+        resolve();
+      };
+      this.events.on('state', onState);
+    });
+  }
+
+  /** Stops reconnecting and lets in-flight scrapes finish within `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    await this.connector.stop(graceMs);
+    this.executor.close();
+  }
+}

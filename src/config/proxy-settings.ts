@@ -1,0 +1,103 @@
+import type { Credential } from '../auth/credentials.js';
+import { ConfigError } from '../errors.js';
+import {
+  DEFAULT_SCRAPE_TIMEOUT_MS,
+  MAX_SCRAPE_TIMEOUT_MS,
+  type ProxyOptions,
+} from '../proxy/proxy-server.js';
+import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
+import { parseDurationMs } from '../util/duration.js';
+import { parseHostPort, type HostPort } from '../util/host-port.js';
+import { loadYamlFile } from './load-file.js';
+import { proxyFileSchema, type ProxyFile } from './schema.js';
+
+export interface ProxyFlags {
+  listen?: string | undefined;
+  config?: string | undefined;
+  'default-scrape-timeout'?: string | undefined;
+  'max-scrape-timeout'?: string | undefined;
+  'shutdown-grace'?: string | undefined;
+  'heartbeat-interval'?: string | undefined;
+}
+
+export interface ProxySettings {
+  proxy: ProxyOptions;
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:8080';
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+export function flagDurationMs(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms <= 0) {
+    throw new ConfigError(
+      `--${flag}: expected a duration such as "15s" or "500ms", got "${value}"`,
+    );
+  }
+  return ms;
+}
+
+export function flagHostPort(flag: string, value: string): HostPort {
+  const parsed = parseHostPort(value);
+  if (typeof parsed === 'string') throw new ConfigError(`--${flag}: ${parsed}`);
+  return parsed;
+}
+
+function credentials(list: ProxyFile['scrapers']): Credential[] | undefined {
+  return list?.map((entry) =>
+    'bearer_sha256' in entry
+      ? { bearerSha256: entry.bearer_sha256 }
+      : { username: entry.username, passwordSha256: entry.password_sha256 },
+  );
+}
+
+/** Combines the config file (if any) and flags into proxy settings; flags win. */
+export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
+  const file: ProxyFile = flags.config ? loadYamlFile(flags.config, proxyFileSchema) : {};
+  const listen = flagHostPort('listen', flags.listen ?? file.listen ?? DEFAULT_LISTEN);
+  const defaultScrapeTimeoutMs =
+    flagDurationMs('default-scrape-timeout', flags['default-scrape-timeout']) ??
+    file.default_scrape_timeout ??
+    DEFAULT_SCRAPE_TIMEOUT_MS;
+  const maxScrapeTimeoutMs =
+    flagDurationMs('max-scrape-timeout', flags['max-scrape-timeout']) ??
+    file.max_scrape_timeout ??
+    MAX_SCRAPE_TIMEOUT_MS;
+  if (defaultScrapeTimeoutMs > maxScrapeTimeoutMs) {
+    throw new ConfigError(
+      `the default scrape timeout (${defaultScrapeTimeoutMs} ms) is longer than the maximum (${maxScrapeTimeoutMs} ms); lower --default-scrape-timeout or raise --max-scrape-timeout`,
+    );
+  }
+  const heartbeatIntervalMs = flagDurationMs('heartbeat-interval', flags['heartbeat-interval']);
+  return {
+    proxy: {
+      listen,
+      defaultScrapeTimeoutMs,
+      maxScrapeTimeoutMs,
+      clientGrants: file.clients?.map((entry) => ({
+        tokenSha256: entry.token_sha256,
+        names: entry.names,
+      })),
+      scrapers: credentials(file.scrapers),
+      operators: credentials(file.operators),
+      limits: {
+        ...(file.limits?.max_clients ? { maxClients: file.limits.max_clients } : {}),
+        ...(file.limits?.max_streams_per_client
+          ? { maxStreamsPerClient: file.limits.max_streams_per_client }
+          : {}),
+        ...(file.limits?.max_names_per_client
+          ? { maxNamesPerClient: file.limits.max_names_per_client }
+          : {}),
+      },
+      heartbeat: heartbeatIntervalMs
+        ? { ...DEFAULT_HEARTBEAT, intervalMs: heartbeatIntervalMs }
+        : DEFAULT_HEARTBEAT,
+    },
+    shutdownGraceMs:
+      flagDurationMs('shutdown-grace', flags['shutdown-grace']) ??
+      file.shutdown_grace ??
+      DEFAULT_SHUTDOWN_GRACE_MS,
+  };
+}

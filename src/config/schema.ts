@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { validateLabelName, validateName } from '../tunnel/protocol.js';
+import { parseDurationMs } from '../util/duration.js';
+import { parseHostPort } from '../util/host-port.js';
+
+const sha256Hex = z
+  .string({ error: 'expected 64 lowercase hex characters (a SHA-256)' })
+  .regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters (a SHA-256)');
+
+const duration = z
+  .string({ error: 'expected a duration such as "15s", "1m30s" or "500ms"' })
+  .transform((text, ctx) => {
+    const ms = parseDurationMs(text);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration such as "15s", "1m30s" or "500ms", got "${text}"`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const hostPort = z.string({ error: 'expected HOST:PORT' }).superRefine((text, ctx) => {
+  const parsed = parseHostPort(text);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+const name = z.string({ error: 'expected a name' }).superRefine((value, ctx) => {
+  const problem = validateName(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const namePattern = z
+  .string({ error: 'expected a name or a * glob' })
+  .regex(/^[a-z0-9*.-]+$/, 'expected a lower-case name or a glob such as "home-*"');
+
+const credential = z.union(
+  [
+    z.object({ username: z.string().min(1), password_sha256: sha256Hex }).strict(),
+    z.object({ bearer_sha256: sha256Hex }).strict(),
+  ],
+  { error: 'expected {username, password_sha256} or {bearer_sha256}' },
+);
+
+const positiveInt = z.number({ error: 'expected a whole number' }).int().positive();
+
+export const proxyFileSchema = z
+  .object({
+    listen: hostPort.optional(),
+    default_scrape_timeout: duration.optional(),
+    max_scrape_timeout: duration.optional(),
+    shutdown_grace: duration.optional(),
+    clients: z
+      .array(
+        z
+          .object({
+            names: z.array(namePattern).min(1, 'expected at least one name or pattern'),
+            token_sha256: sha256Hex,
+          })
+          .strict(),
+      )
+      .optional(),
+    scrapers: z.array(credential).optional(),
+    operators: z.array(credential).optional(),
+    limits: z
+      .object({
+        max_clients: positiveInt.optional(),
+        max_streams_per_client: positiveInt.optional(),
+        max_names_per_client: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type ProxyFile = z.infer<typeof proxyFileSchema>;
+
+const allowEntry = z.union(
+  [
+    z.number().int().min(1).max(65535),
+    z.string().refine((text) => typeof parseHostPort(text, '127.0.0.1') !== 'string', {
+      message: 'expected PORT or HOST:PORT',
+    }),
+    z
+      .object({
+        host: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535),
+        paths: z.array(z.string().startsWith('/', 'a path prefix starts with "/"')).optional(),
+      })
+      .strict(),
+  ],
+  { error: 'expected PORT, "HOST:PORT" or {host, port, paths}' },
+);
+
+export const clientFileSchema = z
+  .object({
+    proxy_url: z.string().optional(),
+    names: z.array(name).optional(),
+    allow: z.array(allowEntry).optional(),
+    labels: z
+      .record(z.string(), z.string({ error: 'expected a string label value' }))
+      .superRefine((labels, ctx) => {
+        for (const key of Object.keys(labels)) {
+          const problem = validateLabelName(key);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [key] });
+        }
+      })
+      .optional(),
+    token_file: z.string().optional(),
+    metrics_listen: hostPort.optional(),
+    shutdown_grace: duration.optional(),
+  })
+  .strict();
+
+export type ClientFile = z.infer<typeof clientFileSchema>;
+export type AllowEntry = z.infer<typeof allowEntry>;

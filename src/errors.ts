@@ -1,0 +1,41 @@
+/** Stable error codes: tests and callers match on these, never on message text. */
+export type NatproxErrorCode =
+  | 'NATPROX_CONFIG_INVALID'
+  | 'NATPROX_NO_CLIENT'
+  | 'NATPROX_CLIENT_BUSY'
+  | 'NATPROX_SCRAPE_TIMEOUT'
+  | 'NATPROX_TARGET_FORBIDDEN'
+  | 'NATPROX_TARGET_FAILED'
+  | 'NATPROX_CLIENT_LOST'
+  | 'NATPROX_BAD_REQUEST'
+  | 'NATPROX_REGISTRATION_REJECTED'
+  | 'NATPROX_UNAUTHORIZED'
+  | 'NATPROX_TUNNEL_FAILED';
+
+export class NatproxError extends Error {
+  readonly code: NatproxErrorCode;
+
+  constructor(code: NatproxErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NatproxError';
+    this.code = code;
+  }
+}
+
+/** A configuration problem: names the source and the field, and says what is expected. */
+export class ConfigError extends NatproxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NATPROX_CONFIG_INVALID', message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' && !err.message.includes(code)
+      ? `${err.message} (${code})`
+      : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,40 @@
+import { EventEmitter } from 'node:events';
+import type { ClientSession } from './client-session.js';
+
+/** How a scrape through the proxy ended; the `outcome` label of natprox_scrapes_total. */
+export type ScrapeOutcome =
+  | 'ok'
+  | 'no_client'
+  | 'unauthorized'
+  | 'bad_request'
+  | 'busy'
+  | 'forbidden'
+  | 'target_error'
+  | 'timeout'
+  | 'client_lost'
+  | 'cancelled';
+
+export interface ScrapeFinished {
+  name: string;
+  port: number;
+  path: string;
+  outcome: ScrapeOutcome;
+  /** Status sent to the scraper; 0 when it had gone before one was sent. */
+  status: number;
+  durationMs: number;
+  bytes: number;
+  sessionId?: string;
+  reason?: string;
+}
+
+export interface ProxyEventMap {
+  tunnelConnected: [session: ClientSession];
+  tunnelDisconnected: [session: ClientSession, reason: string];
+  tunnelRejected: [info: { remoteAddress: string; status: number; reason: string }];
+  scrapeStarted: [info: { name: string; sessionId: string }];
+  scrapeFinished: [info: ScrapeFinished];
+  listening: [info: { address: string }];
+}
+
+/** Core proxy code reports here; metrics and logs subscribe. They observe, they never steer. */
+export class ProxyEvents extends EventEmitter<ProxyEventMap> {}

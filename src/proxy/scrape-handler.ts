@@ -1,0 +1,199 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
+import { endToEndHeaders } from '../util/headers.js';
+import { ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
+import type { ClientSession } from './client-session.js';
+import { scrapeDeadlineMs } from './deadline.js';
+import { sendText } from './plain-response.js';
+import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
+import type { SessionRegistry } from './session-registry.js';
+
+export interface ScrapeHandlerOptions {
+  registry: SessionRegistry;
+  events: ProxyEvents;
+  defaultScrapeTimeoutMs: number;
+  maxScrapeTimeoutMs: number;
+  maxStreamsPerClient: number;
+}
+
+/** Outcome of a response the client made itself, read from its error code header. */
+const OUTCOME_BY_CODE: Partial<Record<string, ScrapeOutcome>> = {
+  NATPROX_TARGET_FORBIDDEN: 'forbidden',
+  NATPROX_TARGET_FAILED: 'target_error',
+  NATPROX_SCRAPE_TIMEOUT: 'timeout',
+  NATPROX_BAD_REQUEST: 'bad_request',
+};
+
+const STATUS_BY_CODE: Partial<Record<NatproxErrorCode, number>> = {
+  NATPROX_SCRAPE_TIMEOUT: 504,
+  NATPROX_CLIENT_LOST: 502,
+};
+
+/**
+ * Serves one absolute-form forward-proxy request (`GET http://NAME:PORT/PATH`): picks the
+ * session serving NAME, opens a stream with the scrape's deadline and streams the answer
+ * back with back-pressure. Every way it can end is reported once through `events`.
+ */
+export class ScrapeHandler {
+  private readonly inFlight = new WeakMap<ClientSession, number>();
+  private active = 0;
+
+  constructor(private readonly options: ScrapeHandlerOptions) {}
+
+  /** Scrapes currently being relayed. */
+  get activeScrapes(): number {
+    return this.active;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = performance.now();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '');
+    } catch {
+      sendText(res, 400, `natprox: cannot parse the request target "${req.url}"`, {
+        code: 'NATPROX_BAD_REQUEST',
+      });
+      return;
+    }
+    const name = url.hostname.toLowerCase();
+    const port = url.port === '' ? 80 : Number(url.port);
+    const path = url.pathname;
+    let finished = false;
+    const finish = (
+      outcome: ScrapeOutcome,
+      status: number,
+      extra: { bytes?: number; sessionId?: string; reason?: string } = {},
+    ): void => {
+      if (finished) return;
+      finished = true;
+      this.options.events.emit('scrapeFinished', {
+        name,
+        port,
+        path,
+        outcome,
+        status,
+        durationMs: performance.now() - startedAt,
+        bytes: extra.bytes ?? 0,
+        ...(extra.sessionId ? { sessionId: extra.sessionId } : {}),
+        ...(extra.reason ? { reason: extra.reason } : {}),
+      });
+    };
+
+    if (url.protocol !== 'http:') {
+      const reason = `only http:// targets can be scraped through natprox, got ${url.protocol}//`;
+      sendText(res, 400, `natprox: ${reason}`, { code: 'NATPROX_BAD_REQUEST' });
+      finish('bad_request', 400, { reason });
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const reason = `method ${req.method} is not supported; scrapes use GET`;
+      sendText(res, 405, `natprox: ${reason}`, {
+        code: 'NATPROX_BAD_REQUEST',
+        headers: { allow: 'GET, HEAD' },
+      });
+      finish('bad_request', 405, { reason });
+      return;
+    }
+
+    const session = this.options.registry.lookup(name);
+    if (!session) {
+      const reason = `no client is connected for name "${name}"`;
+      sendText(res, 503, `natprox: ${reason}`, { code: 'NATPROX_NO_CLIENT' });
+      finish('no_client', 503, { reason });
+      return;
+    }
+    const streams = this.inFlight.get(session) ?? 0;
+    if (streams >= this.options.maxStreamsPerClient) {
+      const reason = `client for "${name}" already has ${streams} scrapes in flight (limit ${this.options.maxStreamsPerClient})`;
+      sendText(res, 503, `natprox: ${reason}`, { code: 'NATPROX_CLIENT_BUSY' });
+      finish('busy', 503, { reason, sessionId: session.id });
+      return;
+    }
+
+    const deadlineMs = scrapeDeadlineMs(
+      req.headers['x-prometheus-scrape-timeout-seconds'],
+      this.options.defaultScrapeTimeoutMs,
+      this.options.maxScrapeTimeoutMs,
+    );
+    const abort = new AbortController();
+    const deadline = setTimeout(() => {
+      abort.abort(
+        new NatproxError(
+          'NATPROX_SCRAPE_TIMEOUT',
+          `scrape of ${name}:${port}${path} did not finish within ${Math.round(deadlineMs)} ms`,
+        ),
+      );
+    }, deadlineMs);
+    const onScraperGone = (): void => {
+      if (!res.writableFinished) abort.abort(new Error('scraper closed the request'));
+    };
+    res.once('close', onScraperGone);
+
+    this.inFlight.set(session, streams + 1);
+    this.active += 1;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(deadline);
+      res.off('close', onScraperGone);
+      this.active -= 1;
+      this.inFlight.set(session, (this.inFlight.get(session) ?? 1) - 1);
+    };
+    this.options.events.emit('scrapeStarted', { name, sessionId: session.id });
+
+    const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
+    const pathAndQuery = `${url.pathname}${url.search}`;
+    session
+      .scrape({ name, port, pathAndQuery, headers, deadlineMs }, abort.signal)
+      .then((response) => {
+        const code = response.headers[ERROR_CODE_HEADER];
+        const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
+        let bytes = 0;
+        response.body.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+        });
+        res.writeHead(response.status, endToEndHeaders(response.headers));
+        res.flushHeaders();
+        pipeline(response.body, res, (err) => {
+          release();
+          if (!err) {
+            finish(outcome, response.status, { bytes, sessionId: session.id });
+            return;
+          }
+          const cause = abort.signal.aborted ? abort.signal.reason : err;
+          const outcomeOnError = abortOutcome(abort.signal, res) ?? 'client_lost';
+          finish(outcomeOnError, response.status, {
+            bytes,
+            sessionId: session.id,
+            reason: `body cut off: ${errorMessage(cause)}`,
+          });
+        });
+      })
+      .catch((err: unknown) => {
+        release();
+        const outcome = abortOutcome(abort.signal, res);
+        if (outcome === 'cancelled') {
+          finish('cancelled', 0, { sessionId: session.id, reason: 'scraper closed the request' });
+          return;
+        }
+        const code = err instanceof NatproxError ? err.code : 'NATPROX_CLIENT_LOST';
+        const status = STATUS_BY_CODE[code] ?? 502;
+        const reason = errorMessage(err);
+        sendText(res, status, `natprox: ${reason}`, { code });
+        finish(status === 504 ? 'timeout' : 'client_lost', status, {
+          sessionId: session.id,
+          reason,
+        });
+      });
+  }
+}
+
+function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {
+  if (!signal.aborted) return undefined;
+  const reason: unknown = signal.reason;
+  if (reason instanceof NatproxError && reason.code === 'NATPROX_SCRAPE_TIMEOUT') return 'timeout';
+  return res.writableFinished ? undefined : 'cancelled';
+}

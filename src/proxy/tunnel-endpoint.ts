@@ -1,0 +1,145 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import { parseAuthorization } from '../auth/credentials.js';
+import { findGrant, nameMatches, type ClientGrant } from '../auth/client-tokens.js';
+import type { HeartbeatOptions } from '../tunnel/heartbeat.js';
+import { ProxyTunnelSession } from '../tunnel/proxy-tunnel-session.js';
+import {
+  decodeRegistration,
+  REGISTRATION_HEADER,
+  TUNNEL_PATH,
+  TUNNEL_UPGRADE_TOKEN,
+} from '../tunnel/protocol.js';
+import type { ProxyEvents } from './proxy-events.js';
+import type { SessionRegistry } from './session-registry.js';
+
+export interface TunnelEndpointOptions {
+  registry: SessionRegistry;
+  events: ProxyEvents;
+  /** Undefined: no tokens configured, any client may connect (loopback demos and tests). */
+  clientGrants: readonly ClientGrant[] | undefined;
+  maxClients: number;
+  maxNamesPerClient: number;
+  heartbeat: HeartbeatOptions;
+}
+
+/**
+ * Accepts native tunnels: checks the upgrade request (token, names, limits), answers
+ * 101 Switching Protocols and hands the socket to a ProxyTunnelSession. A rejected client
+ * gets a plain HTTP error with the reason in the body.
+ */
+export class TunnelEndpoint {
+  private accepting = true;
+
+  constructor(private readonly options: TunnelEndpointOptions) {}
+
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const remoteAddress = remoteOf(req);
+    const reject = (status: number, reason: string, headers: Record<string, string> = {}): void => {
+      this.options.events.emit('tunnelRejected', { remoteAddress, status, reason });
+      writeRawResponse(socket, status, reason, headers);
+    };
+    const path = (req.url ?? '').split('?')[0];
+    const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+    if (
+      path !== TUNNEL_PATH ||
+      !upgrade.split(',').some((t) => t.trim() === TUNNEL_UPGRADE_TOKEN)
+    ) {
+      reject(
+        404,
+        `natprox: no upgrade here; natprox clients connect to ${TUNNEL_PATH} with "Upgrade: ${TUNNEL_UPGRADE_TOKEN}"`,
+      );
+      return;
+    }
+    if (!this.accepting) {
+      reject(503, 'natprox: the proxy is shutting down; reconnect to another or retry later');
+      return;
+    }
+    const registration = decodeRegistration(headerValue(req.headers[REGISTRATION_HEADER]), {
+      maxNames: this.options.maxNamesPerClient,
+      maxLabels: 64,
+      maxPorts: 256,
+    });
+    if (typeof registration === 'string') {
+      reject(400, `natprox: invalid registration: ${registration}`);
+      return;
+    }
+    const grants = this.options.clientGrants;
+    if (grants !== undefined) {
+      const presented = parseAuthorization(req.headers.authorization);
+      const grant = presented?.kind === 'bearer' ? findGrant(grants, presented.token) : undefined;
+      if (!grant) {
+        reject(
+          401,
+          presented
+            ? 'natprox: the client token is not known to this proxy; check --token-file and the proxy config'
+            : 'natprox: this proxy requires a client token (--token-file)',
+          { 'www-authenticate': 'Bearer realm="natprox"' },
+        );
+        return;
+      }
+      const refused = registration.names.filter((name) => !nameMatches(grant.names, name));
+      if (refused.length > 0) {
+        reject(
+          403,
+          `natprox: this token may not register ${refused.map((n) => `"${n}"`).join(', ')}; it grants ${grant.names.join(', ')}`,
+        );
+        return;
+      }
+    }
+    if (this.options.registry.size >= this.options.maxClients) {
+      reject(503, `natprox: the proxy has reached its limit of ${this.options.maxClients} clients`);
+      return;
+    }
+
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_UPGRADE_TOKEN}\r\n\r\n`,
+    );
+    if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    if (head.length > 0) socket.unshift(head);
+    const session = new ProxyTunnelSession(
+      socket,
+      registration,
+      remoteAddress,
+      this.options.heartbeat,
+    );
+    this.options.registry.add(session);
+    this.options.events.emit('tunnelConnected', session);
+    session.onClose((reason) => this.options.events.emit('tunnelDisconnected', session, reason));
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function remoteOf(req: IncomingMessage): string {
+  const { remoteAddress, remotePort } = req.socket;
+  if (!remoteAddress) return 'unknown';
+  return remoteAddress.includes(':')
+    ? `[${remoteAddress}]:${remotePort}`
+    : `${remoteAddress}:${remotePort}`;
+}
+
+/** Writes a complete HTTP/1.1 response on a socket the HTTP server has let go of. */
+export function writeRawResponse(
+  socket: Duplex,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  const body = `${text}\n`;
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'content-type: text/plain; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}

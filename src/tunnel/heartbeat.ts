@@ -1,0 +1,69 @@
+/** Timer functions, injectable so tests can drive heartbeats with fake time. */
+export interface Timers {
+  setInterval(fn: () => void, ms: number): { unref?(): unknown };
+  clearInterval(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+};
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+  /** Ticks in a row without an answer after which the peer is declared dead. */
+  maxMissed: number;
+  timers?: Timers;
+}
+
+/** Defaults: a peer that stops answering is declared dead within 3 x 4 s = 12 s. */
+export const DEFAULT_HEARTBEAT: HeartbeatOptions = { intervalMs: 4000, maxMissed: 2 };
+
+/**
+ * Sends a ping every interval; the peer is dead when `maxMissed` ticks in a row pass with
+ * no pong (and no other sign of life reported through `alive()`). Knows nothing of sockets:
+ * `ping` sends one and calls back when it is answered.
+ */
+export class Heartbeat {
+  private missed = 0;
+  private answeredSinceTick = true;
+  private handle: unknown;
+
+  constructor(
+    private readonly ping: (onPong: () => void) => void,
+    private readonly onDead: (silentMs: number) => void,
+    private readonly options: HeartbeatOptions = DEFAULT_HEARTBEAT,
+  ) {}
+
+  start(): void {
+    const timers = this.options.timers ?? realTimers;
+    const handle = timers.setInterval(() => this.tick(), this.options.intervalMs);
+    handle.unref?.();
+    this.handle = handle;
+  }
+
+  /** Any traffic from the peer proves it is alive. */
+  alive(): void {
+    this.answeredSinceTick = true;
+  }
+
+  stop(): void {
+    if (this.handle !== undefined) (this.options.timers ?? realTimers).clearInterval(this.handle);
+    this.handle = undefined;
+  }
+
+  private tick(): void {
+    if (this.answeredSinceTick) {
+      this.missed = 0;
+    } else {
+      this.missed += 1;
+      if (this.missed >= this.options.maxMissed) {
+        this.stop();
+        this.onDead(this.missed * this.options.intervalMs);
+        return;
+      }
+    }
+    this.answeredSinceTick = false;
+    this.ping(() => this.alive());
+  }
+}

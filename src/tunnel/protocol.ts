@@ -1,0 +1,120 @@
+import type { Settings } from 'node:http2';
+
+/** Where clients ask for the tunnel, and the Upgrade token they ask for. */
+export const TUNNEL_PATH = '/natprox/v1/tunnel';
+export const TUNNEL_UPGRADE_TOKEN = 'natprox-h2';
+
+/** Request header carrying the registration (base64url of JSON) on the upgrade request. */
+export const REGISTRATION_HEADER = 'x-natprox-registration';
+
+/** Headers natprox adds between proxy and client; stripped before anything reaches a target. */
+export const INTERNAL_HEADER_PREFIX = 'x-natprox-';
+export const DEADLINE_HEADER = 'x-natprox-deadline-ms';
+/** Set on responses natprox itself made (not the target), with a stable error code. */
+export const ERROR_CODE_HEADER = 'x-natprox-error';
+
+/**
+ * HTTP/2 settings for the tunnel. The default 64 KiB stream window throttles large bodies
+ * on any link with latency; 4 MiB per stream and 32 MiB per connection keep a federate
+ * response flowing while still bounding what a slow scraper can make the proxy buffer.
+ */
+export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+export const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024;
+export const TUNNEL_SETTINGS: Settings = {
+  initialWindowSize: STREAM_WINDOW_BYTES,
+  maxConcurrentStreams: 1024,
+  maxHeaderListSize: 64 * 1024,
+  enablePush: false,
+};
+/** nghttp2's per-session memory cap in MiB (default 10); many streams in flight need more. */
+export const MAX_SESSION_MEMORY_MIB = 64;
+
+export interface Registration {
+  /** Names this client serves; each is what Prometheus puts in `targets:`. */
+  names: string[];
+  /** Labels for the client's target groups in /clients. */
+  labels: Record<string, string>;
+  /** Local ports the client allows; /clients lists NAME:PORT for each. */
+  ports: number[];
+  /** natprox version of the client, for the status page and logs. */
+  version: string;
+}
+
+export function encodeRegistration(registration: Registration): string {
+  return Buffer.from(JSON.stringify(registration), 'utf8').toString('base64url');
+}
+
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const LABEL_NAME_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** A name a client may register: a DNS host name, lower case, as Prometheus writes a target. */
+export function validateName(name: string): string | undefined {
+  if (name.length > 253 || !NAME_PATTERN.test(name)) {
+    return `"${name}" is not a valid name: use a lower-case host name such as "raspberrypi" or "home-1.example"`;
+  }
+  return undefined;
+}
+
+export function validateLabelName(name: string): string | undefined {
+  if (!LABEL_NAME_PATTERN.test(name) || name.startsWith('__')) {
+    return `"${name}" is not a valid label name: use [a-zA-Z_][a-zA-Z0-9_]* not starting with "__"`;
+  }
+  return undefined;
+}
+
+export interface RegistrationLimits {
+  maxNames: number;
+  maxLabels: number;
+  maxPorts: number;
+}
+
+/** Decodes and validates a registration header; returns an error text for the client on failure. */
+export function decodeRegistration(
+  header: string | undefined,
+  limits: RegistrationLimits,
+): Registration | string {
+  if (header === undefined || header === '') return `missing ${REGISTRATION_HEADER} header`;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+  } catch {
+    return `${REGISTRATION_HEADER} is not base64url-encoded JSON`;
+  }
+  if (typeof value !== 'object' || value === null) return 'registration must be a JSON object';
+  const { names, labels, ports, version } = value as Record<string, unknown>;
+  if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) {
+    return 'registration.names must be a non-empty list of strings';
+  }
+  if (names.length > limits.maxNames) {
+    return `registration has ${names.length} names; the limit is ${limits.maxNames}`;
+  }
+  for (const name of names as string[]) {
+    const problem = validateName(name);
+    if (problem) return problem;
+  }
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) {
+    return 'registration.labels must be an object of strings';
+  }
+  const labelEntries = Object.entries(labels);
+  if (labelEntries.length > limits.maxLabels) {
+    return `registration has ${labelEntries.length} labels; the limit is ${limits.maxLabels}`;
+  }
+  for (const [key, labelValue] of labelEntries) {
+    const problem = validateLabelName(key);
+    if (problem) return problem;
+    if (typeof labelValue !== 'string') return `label "${key}" must be a string`;
+  }
+  if (
+    !Array.isArray(ports) ||
+    ports.length > limits.maxPorts ||
+    !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)
+  ) {
+    return `registration.ports must be a list of at most ${limits.maxPorts} ports (1-65535)`;
+  }
+  return {
+    names: [...new Set(names as string[])],
+    labels: labels as Record<string, string>,
+    ports: [...new Set(ports as number[])].sort((a, b) => a - b),
+    version: typeof version === 'string' ? version.slice(0, 64) : 'unknown',
+  };
+}

@@ -1,0 +1,147 @@
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { NatproxError } from '../errors.js';
+import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../proxy/client-session.js';
+import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import {
+  CONNECTION_WINDOW_BYTES,
+  DEADLINE_HEADER,
+  MAX_SESSION_MEMORY_MIB,
+  TUNNEL_SETTINGS,
+  type Registration,
+} from './protocol.js';
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+/**
+ * The proxy's end of a native tunnel. After the Upgrade the roles reverse: the proxy is the
+ * HTTP/2 client on the socket the natprox client opened, and each scrape is one stream.
+ */
+export class ProxyTunnelSession implements ClientSession {
+  readonly id = randomUUID();
+  readonly transport = 'native' as const;
+  readonly connectedAt = new Date();
+  private readonly h2: ClientHttp2Session;
+  private readonly heartbeat: Heartbeat;
+  private closeReason: string | undefined;
+  private readonly closeListeners: Array<(reason: string) => void> = [];
+
+  constructor(
+    socket: Duplex,
+    readonly registration: Registration,
+    readonly remoteAddress: string,
+    heartbeatOptions: HeartbeatOptions,
+  ) {
+    this.h2 = http2.connect('http://natprox-client', {
+      createConnection: () => socket,
+      settings: TUNNEL_SETTINGS,
+      maxSessionMemory: MAX_SESSION_MEMORY_MIB,
+    });
+    this.h2.once('connect', () => this.h2.setLocalWindowSize(CONNECTION_WINDOW_BYTES));
+    this.h2.on('error', (err) => this.markClosed(`tunnel error: ${err.message}`));
+    this.h2.on('goaway', () => this.markClosed('client is shutting down (GOAWAY)'));
+    this.h2.once('close', () => this.markClosed('tunnel connection closed'));
+    this.heartbeat = new Heartbeat(
+      (onPong) => {
+        if (this.h2.destroyed) return;
+        try {
+          this.h2.ping((err) => {
+            if (!err) onPong();
+          });
+        } catch {
+          // too many unanswered pings already; the missed count will tell
+        }
+      },
+      (silentMs) => {
+        this.markClosed(`no heartbeat answer for ${silentMs} ms`);
+        this.h2.destroy();
+      },
+      heartbeatOptions,
+    );
+    this.heartbeat.start();
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+    if (this.closed) {
+      return Promise.reject(
+        new NatproxError('NATPROX_CLIENT_LOST', `client connection is closed: ${this.closeReason}`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      let stream: ClientHttp2Stream;
+      try {
+        stream = this.h2.request(
+          {
+            ':method': 'GET',
+            ':scheme': 'http',
+            ':authority': `${request.name}:${request.port}`,
+            ':path': request.pathAndQuery,
+            ...request.headers,
+            [DEADLINE_HEADER]: String(Math.max(1, Math.round(request.deadlineMs))),
+          },
+          { endStream: true },
+        );
+      } catch (err) {
+        reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
+        return;
+      }
+      let responded = false;
+      const onAbort = (): void => {
+        if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+        if (!responded) reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      stream.once('close', () => {
+        signal.removeEventListener('abort', onAbort);
+        if (!responded && !signal.aborted) {
+          reject(
+            new NatproxError(
+              'NATPROX_CLIENT_LOST',
+              this.closeReason
+                ? `client connection lost mid-scrape: ${this.closeReason}`
+                : `client reset the stream (code ${stream.rstCode})`,
+            ),
+          );
+        }
+      });
+      // After the response head, errors surface on the body stream for the caller.
+      stream.on('error', () => {});
+      stream.once('response', (headers) => {
+        responded = true;
+        this.heartbeat.alive();
+        const status = Number(headers[':status']);
+        resolve({ status, headers, body: stream });
+      });
+      stream.on('data', () => this.heartbeat.alive());
+      if (signal.aborted) onAbort();
+    });
+  }
+
+  close(reason: string): void {
+    this.markClosed(reason);
+    if (!this.h2.destroyed) this.h2.close();
+  }
+
+  /** Tears the connection down at once, in-flight streams included. */
+  destroy(reason: string): void {
+    this.markClosed(reason);
+    this.h2.destroy();
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    if (this.closeReason !== undefined) listener(this.closeReason);
+    else this.closeListeners.push(listener);
+  }
+
+  private markClosed(reason: string): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.heartbeat.stop();
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+  }
+}

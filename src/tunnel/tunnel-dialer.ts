@@ -1,0 +1,208 @@
+import http from 'node:http';
+import https from 'node:https';
+import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { NatproxError } from '../errors.js';
+import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import {
+  CONNECTION_WINDOW_BYTES,
+  encodeRegistration,
+  MAX_SESSION_MEMORY_MIB,
+  REGISTRATION_HEADER,
+  TUNNEL_PATH,
+  TUNNEL_SETTINGS,
+  TUNNEL_UPGRADE_TOKEN,
+  type Registration,
+} from './protocol.js';
+
+export interface DialOptions {
+  proxyUrl: URL;
+  registration: Registration;
+  token?: string | undefined;
+  /** Extra TLS options for https:// proxy URLs (CA, pinning). */
+  tls?: https.RequestOptions | undefined;
+  handshakeTimeoutMs: number;
+  heartbeat: HeartbeatOptions;
+  onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+}
+
+/** The client's end of an established tunnel. */
+export interface TunnelConnection {
+  readonly session: ServerHttp2Session;
+  /** Resolves with the reason once the tunnel is gone. */
+  readonly closed: Promise<string>;
+  /** Sends GOAWAY: the proxy opens no new scrapes; in-flight ones finish. */
+  close(): void;
+  destroy(): void;
+}
+
+/** The tunnel URL under the proxy URL's path, so a proxy behind a path prefix works. */
+export function tunnelUrl(proxyUrl: URL): URL {
+  const url = new URL(proxyUrl);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${TUNNEL_PATH}`;
+  url.search = '';
+  url.username = '';
+  url.password = '';
+  return url;
+}
+
+/**
+ * Opens the tunnel: an HTTP/1.1 request asking to upgrade, then, after 101, the roles
+ * reverse and this side serves HTTP/2 on the same socket. A refusal rejects with the
+ * proxy's status and reason.
+ */
+export function dialTunnel(options: DialOptions): Promise<TunnelConnection> {
+  const url = tunnelUrl(options.proxyUrl);
+  const secure = url.protocol === 'https:';
+  const headers: Record<string, string> = {
+    connection: 'Upgrade',
+    upgrade: TUNNEL_UPGRADE_TOKEN,
+    [REGISTRATION_HEADER]: encodeRegistration(options.registration),
+    'user-agent': `natprox-client/${options.registration.version}`,
+  };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const requestOptions: https.RequestOptions = {
+    method: 'GET',
+    protocol: url.protocol,
+    hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
+    path: `${url.pathname}${url.search}`,
+    headers,
+    agent: false,
+    timeout: options.handshakeTimeoutMs,
+    ...(secure ? options.tls : {}),
+  };
+
+  return new Promise((resolve, reject) => {
+    const req = (secure ? https : http).request(requestOptions);
+    const fail = (err: NatproxError): void => {
+      req.destroy();
+      reject(err);
+    };
+    req.once('timeout', () =>
+      fail(
+        new NatproxError(
+          'NATPROX_TUNNEL_FAILED',
+          `no answer from ${url.host} within ${options.handshakeTimeoutMs} ms`,
+        ),
+      ),
+    );
+    req.once('error', (err) =>
+      reject(
+        new NatproxError('NATPROX_TUNNEL_FAILED', `cannot reach ${url.host}: ${err.message}`, {
+          cause: err,
+        }),
+      ),
+    );
+    req.once('response', (res) => {
+      // Not upgraded: read the proxy's reason (bounded) and report it.
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < 2048) body += chunk;
+      });
+      res.once('end', () => {
+        const reason = body.trim().slice(0, 2048) || res.statusMessage || '';
+        const hint =
+          res.statusCode === 200
+            ? ' (an intermediary answered instead of passing the Upgrade through)'
+            : '';
+        fail(
+          new NatproxError(
+            'NATPROX_REGISTRATION_REJECTED',
+            `proxy ${url.host} refused the tunnel: HTTP ${res.statusCode}: ${reason}${hint}`,
+          ),
+        );
+      });
+    });
+    req.once('upgrade', (res, socket: Socket, head: Buffer) => {
+      req.setTimeout(0);
+      const upgrade = String(res.headers.upgrade ?? '').toLowerCase();
+      if (upgrade !== TUNNEL_UPGRADE_TOKEN) {
+        socket.destroy();
+        reject(
+          new NatproxError(
+            'NATPROX_TUNNEL_FAILED',
+            `proxy ${url.host} upgraded to "${upgrade}", expected "${TUNNEL_UPGRADE_TOKEN}"`,
+          ),
+        );
+        return;
+      }
+      socket.setTimeout(0);
+      socket.setNoDelay(true);
+      if (head.length > 0) socket.unshift(head);
+      resolve(serveTunnel(socket, options));
+    });
+    req.end();
+  });
+}
+
+function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
+  const server = http2.createServer({
+    settings: TUNNEL_SETTINGS,
+    maxSessionMemory: MAX_SESSION_MEMORY_MIB,
+  });
+  server.setTimeout(0);
+  let session: ServerHttp2Session | undefined;
+  server.once('session', (created: ServerHttp2Session) => {
+    session = created;
+  });
+  server.on('stream', (stream, headers) => {
+    heartbeat.alive();
+    options.onStream(stream, headers);
+  });
+  server.emit('connection', socket);
+  if (!session) throw new NatproxError('NATPROX_TUNNEL_FAILED', 'HTTP/2 session did not start');
+  const h2 = session as ServerHttp2Session;
+  try {
+    h2.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+  } catch {
+    // only the proxy receives bodies; a default window here costs nothing
+  }
+
+  let resolveClosed: (reason: string) => void = () => {};
+  const closed = new Promise<string>((resolve) => {
+    resolveClosed = resolve;
+  });
+  let reason: string | undefined;
+  const end = (why: string): void => {
+    if (reason !== undefined) return;
+    reason = why;
+    heartbeat.stop();
+    resolveClosed(why);
+  };
+  const heartbeat = new Heartbeat(
+    (onPong) => {
+      if (h2.destroyed) return;
+      try {
+        h2.ping((err) => {
+          if (!err) onPong();
+        });
+      } catch {
+        // unanswered pings pile up only when the peer is gone; the missed count tells
+      }
+    },
+    (silentMs) => {
+      end(`proxy did not answer heartbeats for ${silentMs} ms`);
+      h2.destroy();
+    },
+    options.heartbeat,
+  );
+  heartbeat.start();
+  h2.on('error', (err) => end(`tunnel error: ${err.message}`));
+  h2.on('goaway', () => end('proxy closed the tunnel (GOAWAY)'));
+  h2.once('close', () => end('tunnel connection closed'));
+  socket.once('close', () => end('tunnel connection closed'));
+  return {
+    session: h2,
+    closed,
+    close: () => {
+      if (!h2.closed) h2.close();
+    },
+    destroy: () => {
+      end('closed by the client');
+      h2.destroy();
+    },
+  };
+}
