@@ -10,7 +10,8 @@ export type NatproxErrorCode =
   | 'NATPROX_BAD_REQUEST'
   | 'NATPROX_REGISTRATION_REJECTED'
   | 'NATPROX_UNAUTHORIZED'
-  | 'NATPROX_TUNNEL_FAILED';
+  | 'NATPROX_TUNNEL_FAILED'
+  | 'NATPROX_RESPONSE_TOO_LARGE';
 
 export class NatproxError extends Error {
   readonly code: NatproxErrorCode;

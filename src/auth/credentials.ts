@@ -15,6 +15,7 @@ export function parseAuthorization(value: string | undefined): PresentedCredenti
   const payload = value.slice(space + 1).trim();
   if (scheme === 'bearer' && payload !== '') return { kind: 'bearer', token: payload };
   if (scheme === 'basic') {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(payload)) return undefined;
     const decoded = Buffer.from(payload, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) return undefined;

@@ -4,7 +4,7 @@ import { resolveClientSettings } from '../config/client-settings.js';
 import { logClientEvents } from '../observability/client-logging.js';
 import { createClientMetrics } from '../observability/client-metrics.js';
 import { createLogger } from '../observability/logger.js';
-import { serveMetrics } from '../observability/metrics-server.js';
+import { boundPort, serveMetrics } from '../observability/metrics-server.js';
 import { formatHostPort } from '../util/host-port.js';
 import { CLIENT_HELP } from './help.js';
 import { logLevel } from './log-level.js';
@@ -20,6 +20,8 @@ export async function clientCommand(args: string[]): Promise<number> {
     label: { type: 'string', multiple: true },
     config: { type: 'string' },
     'token-file': { type: 'string' },
+    'ca-file': { type: 'string' },
+    'tls-fingerprint': { type: 'string' },
     'metrics-listen': { type: 'string' },
     'shutdown-grace': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
@@ -40,6 +42,10 @@ export async function clientCommand(args: string[]): Promise<number> {
       metricsServer = await serveMetrics(
         createClientMetrics(client.events),
         settings.metricsListen,
+      );
+      log.info(
+        { address: formatHostPort(host, boundPort(metricsServer)) },
+        'client metrics listening on /metrics',
       );
     } catch (err) {
       log.fatal({ err }, `cannot serve metrics on ${formatHostPort(host, port)}`);

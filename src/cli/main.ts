@@ -2,6 +2,7 @@ import { ConfigError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { clientCommand } from './client-command.js';
 import { demoCommand } from './demo-command.js';
+import { hashPasswordCommand } from './hash-password-command.js';
 import { MAIN_HELP } from './help.js';
 import { proxyCommand } from './proxy-command.js';
 import { tokenCommand } from './token-command.js';
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
   client: clientCommand,
   demo: demoCommand,
   token: tokenCommand,
+  'hash-password': hashPasswordCommand,
 };
 
 /** Runs the CLI; resolves with the process exit code. */

@@ -1,4 +1,5 @@
 import { resolveProxySettings } from '../config/proxy-settings.js';
+import { errorMessage } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logProxyEvents } from '../observability/proxy-logging.js';
 import { NatproxProxy } from '../proxy/proxy-server.js';
@@ -16,6 +17,7 @@ export async function proxyCommand(args: string[]): Promise<number> {
     'max-scrape-timeout': { type: 'string' },
     'shutdown-grace': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
+    insecure: { type: 'boolean' },
   });
   if (flags.help) {
     process.stdout.write(PROXY_HELP);
@@ -26,12 +28,28 @@ export async function proxyCommand(args: string[]): Promise<number> {
   const log = createLogger({ level });
   const proxy = new NatproxProxy(settings.proxy);
   logProxyEvents(proxy.events, log);
+  if (settings.openToNetwork) {
+    log.warn(
+      '--insecure: INSECURE, listening on a network address without client tokens or scraper credentials',
+    );
+  }
   if (!settings.proxy.clientGrants) {
     log.warn('no "clients:" in the config: any client may connect and register any name');
   }
   if (!settings.proxy.scrapers) {
     log.warn('no "scrapers:" in the config: anyone who reaches the proxy may scrape through it');
   }
+  process.on('SIGHUP', () => {
+    try {
+      proxy.reload(resolveProxySettings(flags).proxy);
+      log.info({ config: flags.config ?? null }, 'config and certificate reloaded');
+    } catch (err) {
+      log.error(
+        { reason: errorMessage(err) },
+        'reload rejected: the previous config stays in force',
+      );
+    }
+  });
   try {
     await proxy.listen();
   } catch (err) {

@@ -40,14 +40,11 @@ export class Allowlist {
 
   check(port: number, path: string): AllowDecision {
     const target = this.byPort.get(port);
-    if (!target) {
-      const allowed = this.ports.join(', ') || 'none';
-      return {
-        allowed: false,
-        reason: `port ${port} is not on this client's allowlist (allowed ports: ${allowed}); add --allow ${port} on the client to permit it`,
-      };
-    }
-    if (target.pathPrefixes && !target.pathPrefixes.some((prefix) => path.startsWith(prefix))) {
+    if (!target) return this.notAllowed(port);
+    const problem = unsafePath(path);
+    if (problem) return { allowed: false, reason: `path "${path}" refused: ${problem}` };
+    const decoded = decodeURIComponent(path);
+    if (target.pathPrefixes && !target.pathPrefixes.some((p) => underPrefix(decoded, p))) {
       return {
         allowed: false,
         reason: `path "${path}" on port ${port} is not allowed (allowed prefixes: ${target.pathPrefixes.join(', ')})`,
@@ -55,4 +52,50 @@ export class Allowlist {
     }
     return { allowed: true, target };
   }
+
+  /** CONNECT carries opaque bytes, so a target restricted to path prefixes cannot allow it. */
+  checkConnect(port: number): AllowDecision {
+    const target = this.byPort.get(port);
+    if (!target) return this.notAllowed(port);
+    if (target.pathPrefixes) {
+      return {
+        allowed: false,
+        reason: `port ${port} is allowed only for some paths, which cannot be checked inside CONNECT (https); allow the port without paths to permit it`,
+      };
+    }
+    return { allowed: true, target };
+  }
+
+  private notAllowed(port: number): AllowDecision {
+    const allowed = this.ports.join(', ') || 'none';
+    return {
+      allowed: false,
+      reason: `port ${port} is not on this client's allowlist (allowed ports: ${allowed}); add --allow ${port} on the client to permit it`,
+    };
+  }
+}
+
+/**
+ * Why a request path is refused, whatever the allowlist says: anything a target might
+ * resolve to another path than the one checked (dot segments, backslashes, bad escapes).
+ */
+export function unsafePath(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'a path must start with "/"';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return 'it has an invalid percent-encoding';
+  }
+  if (/[\\\0]/.test(decoded)) return 'it contains a backslash or NUL';
+  if (decoded.split('/').some((segment) => segment === '.' || segment === '..')) {
+    return 'it contains "." or ".." segments';
+  }
+  return undefined;
+}
+
+/** "/metrics" covers "/metrics" and "/metrics/…", not "/metricsx"; "/a/" covers "/a/…". */
+function underPrefix(path: string, prefix: string): boolean {
+  if (path === prefix) return true;
+  return path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
 }

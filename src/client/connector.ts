@@ -45,7 +45,8 @@ export class Connector {
     if (connection) {
       connection.close();
       const timer = sleep(graceMs, 'timeout', { ref: false });
-      if ((await Promise.race([connection.closed, timer])) === 'timeout') connection.destroy();
+      // Wait for the connection itself, not just GOAWAY: scrapes in flight finish first.
+      if ((await Promise.race([connection.finished, timer])) === 'timeout') connection.destroy();
     }
     await this.loop;
     this.setState({ state: 'closed' });

@@ -1,11 +1,12 @@
-import type https from 'node:https';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
+import type { ClientTls } from '../tunnel/tls-connect.js';
 import { dialTunnel } from '../tunnel/tunnel-dialer.js';
 import { VERSION } from '../version.js';
 import { Allowlist, type AllowedTarget } from './allowlist.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { ClientEvents } from './client-events.js';
 import { Connector } from './connector.js';
+import { ConnectExecutor } from './connect-executor.js';
 import { ScrapeExecutor } from './scrape-executor.js';
 
 export interface ClientOptions {
@@ -14,7 +15,7 @@ export interface ClientOptions {
   allow: AllowedTarget[];
   labels?: Record<string, string>;
   token?: string | undefined;
-  tls?: https.RequestOptions | undefined;
+  tls?: ClientTls | undefined;
   heartbeat?: HeartbeatOptions;
   backoff?: BackoffOptions;
   handshakeTimeoutMs?: number;
@@ -25,12 +26,15 @@ export interface ClientOptions {
 export class NatproxClient {
   readonly events = new ClientEvents();
   private readonly executor: ScrapeExecutor;
+  private readonly connects: ConnectExecutor;
   private readonly connector: Connector;
   readonly allowlist: Allowlist;
 
   constructor(readonly options: ClientOptions) {
     this.allowlist = new Allowlist(options.allow);
-    this.executor = new ScrapeExecutor(new Set(options.names), this.allowlist, this.events);
+    const names = new Set(options.names);
+    this.executor = new ScrapeExecutor(names, this.allowlist, this.events);
+    this.connects = new ConnectExecutor(names, this.allowlist, this.events);
     const registration = {
       names: options.names,
       labels: options.labels ?? {},
@@ -49,7 +53,10 @@ export class NatproxClient {
           tls: options.tls,
           handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
           heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
-          onStream: (stream, headers) => this.executor.handle(stream, headers),
+          onStream: (stream, headers) => {
+            if (headers[':method'] === 'CONNECT') this.connects.handle(stream, headers);
+            else this.executor.handle(stream, headers);
+          },
         }),
     });
   }
@@ -84,5 +91,6 @@ export class NatproxClient {
   async stop(graceMs = 10_000): Promise<void> {
     await this.connector.stop(graceMs);
     this.executor.close();
+    this.connects.close();
   }
 }

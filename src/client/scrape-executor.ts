@@ -3,10 +3,11 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import { pipeline } from 'node:stream';
 import { endToEndHeaders } from '../util/headers.js';
 import { formatHostPort } from '../util/host-port.js';
-import { DEADLINE_HEADER, ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
+import { DEADLINE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
 import type { NatproxErrorCode } from '../errors.js';
 import type { Allowlist } from './allowlist.js';
 import type { ClientEvents, ServeOutcome } from './client-events.js';
+import { parseAuthority, refuseStream } from './stream-reply.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
@@ -26,7 +27,11 @@ export class ScrapeExecutor {
     private readonly events: ClientEvents,
   ) {}
 
+  private readonly inFlight = new Set<AbortController>();
+
+  /** Aborts scrapes still running (the grace period is over) and closes local connections. */
   close(): void {
+    for (const cancel of this.inFlight) cancel.abort('cancelled');
     this.agent.destroy();
   }
 
@@ -35,9 +40,7 @@ export class ScrapeExecutor {
     const authority = String(headers[':authority'] ?? '');
     const pathAndQuery = String(headers[':path'] ?? '/');
     const path = pathAndQuery.split('?')[0] ?? '/';
-    const colon = authority.lastIndexOf(':');
-    const name = (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
-    const port = colon < 0 ? 80 : Number(authority.slice(colon + 1));
+    const { name, port } = parseAuthority(authority);
     let bytes = 0;
     let reported = false;
     const report = (outcome: ServeOutcome, status: number, reason?: string): void => {
@@ -61,16 +64,7 @@ export class ScrapeExecutor {
       reason: string,
     ): void => {
       report(outcome, status, reason);
-      if (stream.closed || stream.headersSent) {
-        stream.close(NGHTTP2_INTERNAL_ERROR);
-        return;
-      }
-      stream.respond({
-        ':status': status,
-        'content-type': 'text/plain; charset=utf-8',
-        [ERROR_CODE_HEADER]: code,
-      });
-      stream.end(`natprox client: ${reason}\n`);
+      refuseStream(stream, status, code, reason);
     };
     stream.on('error', () => {});
 
@@ -86,12 +80,14 @@ export class ScrapeExecutor {
     const { target } = decision;
     const deadlineMs = Number(headers[DEADLINE_HEADER]) || FALLBACK_DEADLINE_MS;
     const cancel = new AbortController();
+    this.inFlight.add(cancel);
     const deadline = setTimeout(() => cancel.abort('deadline'), deadlineMs);
     const onStreamClosed = (): void => {
       if (!cancel.signal.aborted) cancel.abort('cancelled');
     };
     stream.once('close', onStreamClosed);
     const cleanup = (): void => {
+      this.inFlight.delete(cancel);
       clearTimeout(deadline);
       stream.off('close', onStreamClosed);
     };

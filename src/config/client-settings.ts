@@ -4,6 +4,7 @@ import type { AllowedTarget } from '../client/allowlist.js';
 import type { ClientOptions } from '../client/natprox-client.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
+import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
 import { validateLabelName, validateName } from '../tunnel/protocol.js';
 import { parseHostPort, type HostPort } from '../util/host-port.js';
 import { loadYamlFile } from './load-file.js';
@@ -17,6 +18,8 @@ export interface ClientFlags {
   label?: string[] | undefined;
   config?: string | undefined;
   'token-file'?: string | undefined;
+  'ca-file'?: string | undefined;
+  'tls-fingerprint'?: string | undefined;
   'metrics-listen'?: string | undefined;
   'shutdown-grace'?: string | undefined;
   'heartbeat-interval'?: string | undefined;
@@ -89,7 +92,7 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
   const proxyUrlText = flags['proxy-url'] ?? file.proxy_url;
   if (!proxyUrlText) {
     throw new ConfigError(
-      '--proxy-url is required (or proxy_url in the config file): the address of natprox proxy, e.g. http://vps.example:8080',
+      `--proxy-url is required${flags.config ? ` (${flags.config} has no proxy_url either)` : ' (or proxy_url in --config)'}: the address of natprox proxy, e.g. http://vps.example:8080`,
     );
   }
   const proxyUrl = parseProxyUrl(
@@ -117,7 +120,7 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
     const previous = ports.get(target.port);
     if (previous !== undefined && previous !== target.host) {
       throw new ConfigError(
-        `--allow: port ${target.port} is allowed for both ${previous} and ${target.host}; a scrape names only the port, so each port may map to one host`,
+        `${flags.allow?.length ? '--allow' : `${source}: allow`}: port ${target.port} is allowed for both ${previous} and ${target.host}; a scrape names only the port, so each port may map to one host`,
       );
     }
     ports.set(target.port, target.host);
@@ -128,6 +131,7 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
   const token = tokenFile
     ? readToken(tokenFile, flags['token-file'] ? '--token-file' : `${source}: token_file`)
     : undefined;
+  const tls = clientTls(flags, file, proxyUrl, source);
   const metricsListenText = flags['metrics-listen'] ?? file.metrics_listen;
   const heartbeatIntervalMs = flagDurationMs('heartbeat-interval', flags['heartbeat-interval']);
 
@@ -138,6 +142,7 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
       allow,
       labels,
       token,
+      tls,
       heartbeat: heartbeatIntervalMs
         ? { ...DEFAULT_HEARTBEAT, intervalMs: heartbeatIntervalMs }
         : DEFAULT_HEARTBEAT,
@@ -150,4 +155,42 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
       file.shutdown_grace ??
       DEFAULT_SHUTDOWN_GRACE_MS,
   };
+}
+
+function clientTls(
+  flags: ClientFlags,
+  file: ClientFile,
+  proxyUrl: URL,
+  source: string,
+): ClientTls | undefined {
+  const caFile = flags['ca-file'] ?? file.ca_file;
+  const pinText = flags['tls-fingerprint'] ?? file.tls_fingerprint;
+  if (caFile === undefined && pinText === undefined) return undefined;
+  if (proxyUrl.protocol !== 'https:') {
+    throw new ConfigError(
+      `--ca-file and --tls-fingerprint apply to https:// proxy URLs; ${proxyUrl.origin} is plain http`,
+    );
+  }
+  const caWhere = flags['ca-file'] ? '--ca-file' : `${source}: ca_file`;
+  let ca: Buffer | undefined;
+  if (caFile !== undefined) {
+    try {
+      ca = readFileSync(caFile);
+    } catch (err) {
+      throw new ConfigError(`${caWhere}: cannot read ${caFile}: ${(err as Error).message}`);
+    }
+    if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
+      throw new ConfigError(`${caWhere}: ${caFile} holds no PEM certificate`);
+    }
+  }
+  let pinSha256: string | undefined;
+  if (pinText !== undefined) {
+    pinSha256 = normalizeFingerprint(pinText);
+    if (pinSha256 === undefined) {
+      throw new ConfigError(
+        `--tls-fingerprint: expected the certificate's SHA-256 fingerprint, 64 hex digits with or without colons (openssl x509 -noout -fingerprint -sha256 -in cert.pem), got "${pinText}"`,
+      );
+    }
+  }
+  return { ca, pinSha256 };
 }

@@ -1,13 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { Credential } from '../auth/credentials.js';
 import { ConfigError } from '../errors.js';
 import {
   DEFAULT_SCRAPE_TIMEOUT_MS,
   MAX_SCRAPE_TIMEOUT_MS,
   type ProxyOptions,
+  type ProxyTls,
 } from '../proxy/proxy-server.js';
 import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
 import { parseDurationMs } from '../util/duration.js';
-import { parseHostPort, type HostPort } from '../util/host-port.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../util/host-port.js';
 import { loadYamlFile } from './load-file.js';
 import { proxyFileSchema, type ProxyFile } from './schema.js';
 
@@ -18,11 +21,14 @@ export interface ProxyFlags {
   'max-scrape-timeout'?: string | undefined;
   'shutdown-grace'?: string | undefined;
   'heartbeat-interval'?: string | undefined;
+  insecure?: boolean | undefined;
 }
 
 export interface ProxySettings {
   proxy: ProxyOptions;
   shutdownGraceMs: number;
+  /** Open to anyone who reaches it (no clients: or scrapers:) and not on loopback. */
+  openToNetwork: boolean;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -71,9 +77,23 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
     );
   }
   const heartbeatIntervalMs = flagDurationMs('heartbeat-interval', flags['heartbeat-interval']);
+  const where = flags.config ?? '';
+  const open = file.clients === undefined || file.scrapers === undefined;
+  const openToNetwork = open && !isLoopbackHost(listen.host);
+  if (openToNetwork && !flags.insecure) {
+    const missing = [
+      file.clients === undefined ? '"clients:" (client tokens)' : '',
+      file.scrapers === undefined ? '"scrapers:" (scraper credentials)' : '',
+    ].filter(Boolean);
+    throw new ConfigError(
+      `refusing to listen on ${formatHostPort(listen.host, listen.port)} without ${missing.join(' and ')}${where ? ` in ${where}` : ' (no --config given)'}: anyone who reaches it could ${file.clients === undefined ? 'register names' : 'scrape through it'}. Add them to the config (natprox token, natprox hash-password print the lines), listen on 127.0.0.1, or pass --insecure to run open anyway`,
+    );
+  }
   return {
+    openToNetwork,
     proxy: {
       listen,
+      tls: file.tls ? readTls(file.tls, where) : undefined,
       defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs,
       clientGrants: file.clients?.map((entry) => ({
@@ -90,6 +110,9 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_names_per_client
           ? { maxNamesPerClient: file.limits.max_names_per_client }
           : {}),
+        ...(file.limits?.max_response_bytes
+          ? { maxResponseBytes: file.limits.max_response_bytes }
+          : {}),
       },
       heartbeat: heartbeatIntervalMs
         ? { ...DEFAULT_HEARTBEAT, intervalMs: heartbeatIntervalMs }
@@ -100,4 +123,31 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
       file.shutdown_grace ??
       DEFAULT_SHUTDOWN_GRACE_MS,
   };
+}
+
+/** 127.0.0.0/8, ::1 and "localhost": only this machine can connect. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function readTls(tls: NonNullable<ProxyFile['tls']>, where: string): ProxyTls {
+  const read = (field: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(
+        `${where}: tls.${field}: cannot read ${file}: ${(err as Error).message}`,
+      );
+    }
+  };
+  const cert = read('cert_file', tls.cert_file);
+  const key = read('key_file', tls.key_file);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new ConfigError(
+      `${where}: tls: the certificate ${tls.cert_file} and key ${tls.key_file} do not load: ${(err as Error).message}; both must be PEM and belong together`,
+    );
+  }
+  return { cert, key };
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { validateLabelName, validateName } from '../tunnel/protocol.js';
+import { normalizeFingerprint } from '../tunnel/tls-connect.js';
+import { parseByteSize } from '../util/byte-size.js';
 import { parseDurationMs } from '../util/duration.js';
 import { parseHostPort } from '../util/host-port.js';
 
@@ -45,9 +47,28 @@ const credential = z.union(
 
 const positiveInt = z.number({ error: 'expected a whole number' }).int().positive();
 
+const byteSize = z
+  .union([positiveInt, z.string()], {
+    error: 'expected a size such as "512MiB" or a number of bytes',
+  })
+  .transform((value, ctx) => {
+    const bytes = typeof value === 'number' ? value : parseByteSize(value);
+    if (bytes === undefined || bytes <= 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a size such as "512MiB", "10MB" or a number of bytes, got "${value}"`,
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const filePath = z.string({ error: 'expected a file path' }).min(1, 'expected a file path');
+
 export const proxyFileSchema = z
   .object({
     listen: hostPort.optional(),
+    tls: z.object({ cert_file: filePath, key_file: filePath }).strict().optional(),
     default_scrape_timeout: duration.optional(),
     max_scrape_timeout: duration.optional(),
     shutdown_grace: duration.optional(),
@@ -68,6 +89,7 @@ export const proxyFileSchema = z
         max_clients: positiveInt.optional(),
         max_streams_per_client: positiveInt.optional(),
         max_names_per_client: positiveInt.optional(),
+        max_response_bytes: byteSize.optional(),
       })
       .strict()
       .optional(),
@@ -107,7 +129,14 @@ export const clientFileSchema = z
         }
       })
       .optional(),
-    token_file: z.string().optional(),
+    token_file: filePath.optional(),
+    ca_file: filePath.optional(),
+    tls_fingerprint: z
+      .string({ error: 'expected a SHA-256 fingerprint' })
+      .refine((text) => normalizeFingerprint(text) !== undefined, {
+        message: 'expected a SHA-256 fingerprint: 64 hex digits, with or without colons',
+      })
+      .optional(),
     metrics_listen: hostPort.optional(),
     shutdown_grace: duration.optional(),
   })

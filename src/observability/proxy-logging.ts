@@ -23,6 +23,18 @@ export function logProxyEvents(events: ProxyEvents, log: Logger): void {
     ),
   );
   events.on('tunnelRejected', (info) => log.warn(info, 'client rejected'));
+  events.on('connectFinished', (info) => {
+    const fields = {
+      target: `${info.name}:${info.port}`,
+      outcome: info.outcome,
+      status: info.status,
+      durationMs: Math.round(info.durationMs),
+      bytes: info.bytes,
+      ...(info.reason ? { reason: info.reason } : {}),
+    };
+    if (info.outcome === 'ok') log.debug(fields, 'connect tunnel closed');
+    else log.info(fields, 'connect failed');
+  });
   events.on('scrapeFinished', (info) => {
     const fields = {
       target: `${info.name}:${info.port}`,

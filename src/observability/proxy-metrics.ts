@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ProxyEvents } from '../proxy/proxy-events.js';
+import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy/proxy-events.js';
 import type { SessionRegistry } from '../proxy/session-registry.js';
 
 /** Turns proxy events into prom-client metrics on a registry of its own. */
@@ -27,7 +27,7 @@ export function createProxyMetrics(
   });
   new Gauge({
     name: 'natprox_scrapes_in_flight',
-    help: 'Scrapes being relayed now.',
+    help: 'Streams being relayed now: scrapes and CONNECT tunnels.',
     registers: [registry],
     collect() {
       this.set(activeScrapes());
@@ -39,7 +39,7 @@ export function createProxyMetrics(
     labelNames: ['outcome'],
     registers: [registry],
   });
-  for (const outcome of ['ok', 'no_client', 'timeout', 'target_error', 'cancelled']) {
+  for (const outcome of SCRAPE_OUTCOMES) {
     scrapes.inc({ outcome }, 0);
   }
   const duration = new Histogram({
@@ -51,7 +51,7 @@ export function createProxyMetrics(
   });
   const bytes = new Counter({
     name: 'natprox_relayed_bytes_total',
-    help: 'Response body bytes relayed from clients to scrapers.',
+    help: 'Bytes relayed between clients and scrapers: response bodies, and CONNECT traffic both ways.',
     registers: [registry],
   });
   const connects = new Counter({
@@ -76,6 +76,16 @@ export function createProxyMetrics(
   events.on('scrapeFinished', (info) => {
     scrapes.inc({ outcome: info.outcome });
     duration.observe({ outcome: info.outcome }, info.durationMs / 1000);
+    if (info.bytes > 0) bytes.inc(info.bytes);
+  });
+  const connectTunnels = new Counter({
+    name: 'natprox_connect_tunnels_total',
+    help: 'CONNECT tunnels (scrapes of https targets) by how they ended.',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  events.on('connectFinished', (info) => {
+    connectTunnels.inc({ outcome: info.outcome });
     if (info.bytes > 0) bytes.inc(info.bytes);
   });
   events.on('tunnelConnected', (session) => connects.inc({ transport: session.transport }));

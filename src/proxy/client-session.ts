@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Registration } from '../tunnel/protocol.js';
 
 export type Transport = 'native' | 'pushprox';
@@ -23,6 +23,19 @@ export interface ScrapeResponse {
   body: Readable;
 }
 
+/** A byte stream to NAME:PORT, asked for with HTTP CONNECT (scrapes of https targets). */
+export interface ConnectRequest {
+  name: string;
+  port: number;
+  /** Time the client has to connect to the target. */
+  connectTimeoutMs: number;
+}
+
+/** 200 and a duplex to the target, or an error status with the reason as body. */
+export interface ConnectResponse extends ScrapeResponse {
+  body: Duplex;
+}
+
 /**
  * One connected client as the proxy's routing sees it, whatever carries it (the native
  * tunnel or PushProx long-polling). Routing, deadlines and bookkeeping depend only on this.
@@ -33,9 +46,13 @@ export interface ClientSession {
   readonly registration: Registration;
   readonly remoteAddress: string;
   readonly connectedAt: Date;
+  /** SHA-256 of the token it authenticated with (none when the proxy has no `clients:`). */
+  readonly tokenSha256: string | undefined;
   readonly closed: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
   scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse>;
+  /** Opens a byte stream to the target; undefined when the transport cannot (PushProx). */
+  connect?(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse>;
   /** Stops new scrapes; in-flight ones end with the connection. */
   close(reason: string): void;
   onClose(listener: (reason: string) => void): void;

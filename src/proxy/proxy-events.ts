@@ -2,17 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { ClientSession } from './client-session.js';
 
 /** How a scrape through the proxy ended; the `outcome` label of natprox_scrapes_total. */
-export type ScrapeOutcome =
-  | 'ok'
-  | 'no_client'
-  | 'unauthorized'
-  | 'bad_request'
-  | 'busy'
-  | 'forbidden'
-  | 'target_error'
-  | 'timeout'
-  | 'client_lost'
-  | 'cancelled';
+export const SCRAPE_OUTCOMES = [
+  'ok',
+  'no_client',
+  'unauthorized',
+  'bad_request',
+  'busy',
+  'too_large',
+  'forbidden',
+  'target_error',
+  'timeout',
+  'client_lost',
+  'cancelled',
+] as const;
+
+export type ScrapeOutcome = (typeof SCRAPE_OUTCOMES)[number];
 
 export interface ScrapeFinished {
   name: string;
@@ -33,7 +37,9 @@ export interface ProxyEventMap {
   tunnelRejected: [info: { remoteAddress: string; status: number; reason: string }];
   scrapeStarted: [info: { name: string; sessionId: string }];
   scrapeFinished: [info: ScrapeFinished];
-  listening: [info: { address: string }];
+  /** A CONNECT tunnel (https target) ended; bytes count both directions. */
+  connectFinished: [info: ScrapeFinished];
+  listening: [info: { address: string; tls: boolean }];
 }
 
 /** Core proxy code reports here; metrics and logs subscribe. They observe, they never steer. */

@@ -1,33 +1,65 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { isAuthorized, parseAuthorization, type Credential } from '../auth/credentials.js';
-import type { ClientGrant } from '../auth/client-tokens.js';
+import { nameMatches, type ClientGrant } from '../auth/client-tokens.js';
+import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from '../observability/proxy-metrics.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
+import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
 import { ProxyEvents } from './proxy-events.js';
-import { ScrapeHandler } from './scrape-handler.js';
+import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
 import { targetGroups } from './service-discovery.js';
 import { SessionRegistry } from './session-registry.js';
+import { StreamCounter } from './stream-counter.js';
 import { TunnelEndpoint, writeRawResponse } from './tunnel-endpoint.js';
 
 export interface ProxyLimits {
   maxClients: number;
   maxStreamsPerClient: number;
   maxNamesPerClient: number;
+  maxResponseBytes: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxClients: 10_000,
-  maxStreamsPerClient: 256,
+  maxStreamsPerClient: 64,
   maxNamesPerClient: 16,
+  maxResponseBytes: 512 * 1024 * 1024,
 };
+
+/** Timeouts against slow or idle peers (slowloris); tests shorten them. */
+export interface ProxyTimeouts {
+  /** Request line and headers (scrapes, operator requests, tunnel upgrades) must arrive within this. */
+  headersMs: number;
+  /** A keep-alive connection with no request in flight is closed after this. */
+  idleMs: number;
+  /** The TLS handshake must finish within this. */
+  tlsHandshakeMs: number;
+}
+
+export const DEFAULT_PROXY_TIMEOUTS: ProxyTimeouts = {
+  headersMs: 30_000,
+  idleMs: 65_000,
+  tlsHandshakeMs: 10_000,
+};
+
+/** Request line plus headers; larger requests get 431. */
+export const MAX_HEADER_BYTES = 32 * 1024;
+
+export interface ProxyTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
 
 export interface ProxyOptions {
   listen: HostPort;
+  /** Serve TLS on the listener; without it the listener is plain HTTP. */
+  tls?: ProxyTls | undefined;
   defaultScrapeTimeoutMs: number;
   maxScrapeTimeoutMs: number;
   /** Client tokens and the names each may register; undefined lets any client connect. */
@@ -37,6 +69,7 @@ export interface ProxyOptions {
   /** Who may read /clients and /metrics; undefined means the same as `scrapers`. */
   operators?: readonly Credential[] | undefined;
   limits?: Partial<ProxyLimits>;
+  timeouts?: Partial<ProxyTimeouts>;
   heartbeat?: HeartbeatOptions;
 }
 
@@ -45,53 +78,89 @@ export const MAX_SCRAPE_TIMEOUT_MS = 5 * 60_000;
 
 /**
  * The public side: one listener serving the scrape interface (absolute-form forward-proxy
- * requests), the tunnel endpoint (HTTP/1.1 Upgrade), and the operator interface.
+ * requests and CONNECT), the tunnel endpoint (HTTP/1.1 Upgrade), and the operator interface.
  */
 export class NatproxProxy {
   readonly events = new ProxyEvents();
   readonly registry = new SessionRegistry();
   readonly metrics: Registry;
   private readonly server: http.Server;
+  private readonly streams = new StreamCounter();
   private readonly scrapes: ScrapeHandler;
+  private readonly connects: ConnectHandler;
   private readonly tunnels: TunnelEndpoint;
+  private options: ProxyOptions;
+  private limits: ProxyLimits;
   private draining = false;
 
-  constructor(private readonly options: ProxyOptions) {
-    const limits = { ...DEFAULT_PROXY_LIMITS, ...options.limits };
-    this.scrapes = new ScrapeHandler({
+  constructor(options: ProxyOptions) {
+    this.options = options;
+    this.limits = { ...DEFAULT_PROXY_LIMITS, ...options.limits };
+    const policy = (): ScrapePolicy => ({
+      defaultScrapeTimeoutMs: this.options.defaultScrapeTimeoutMs,
+      maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
+      maxStreamsPerClient: this.limits.maxStreamsPerClient,
+      maxResponseBytes: this.limits.maxResponseBytes,
+    });
+    const shared = {
       registry: this.registry,
       events: this.events,
-      defaultScrapeTimeoutMs: options.defaultScrapeTimeoutMs,
-      maxScrapeTimeoutMs: options.maxScrapeTimeoutMs,
-      maxStreamsPerClient: limits.maxStreamsPerClient,
-    });
+      policy,
+      streams: this.streams,
+    };
+    this.scrapes = new ScrapeHandler(shared);
+    this.connects = new ConnectHandler(shared);
     this.tunnels = new TunnelEndpoint({
       registry: this.registry,
       events: this.events,
-      clientGrants: options.clientGrants,
-      maxClients: limits.maxClients,
-      maxNamesPerClient: limits.maxNamesPerClient,
+      policy: () => ({
+        clientGrants: this.options.clientGrants,
+        maxClients: this.limits.maxClients,
+        maxNamesPerClient: this.limits.maxNamesPerClient,
+      }),
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
     });
-    this.metrics = createProxyMetrics(this.events, this.registry, () => this.scrapes.activeScrapes);
-    this.server = http.createServer(
-      { keepAliveTimeout: 65_000, headersTimeout: 30_000, maxHeaderSize: 32 * 1024 },
-      (req, res) => this.route(req, res),
-    );
+    this.metrics = createProxyMetrics(this.events, this.registry, () => this.streams.active);
+
+    const timeouts = { ...DEFAULT_PROXY_TIMEOUTS, ...options.timeouts };
+    const serverOptions: http.ServerOptions = {
+      keepAliveTimeout: timeouts.idleMs,
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.headersMs,
+      maxHeaderSize: MAX_HEADER_BYTES,
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.route(req, res);
+    this.server = options.tls
+      ? https.createServer(
+          { ...serverOptions, ...options.tls, handshakeTimeout: timeouts.tlsHandshakeMs },
+          onRequest,
+        )
+      : http.createServer(serverOptions, onRequest);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.tunnels.handleUpgrade(req, socket, head),
     );
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
-      writeRawResponse(
-        socket,
-        405,
-        'natprox: CONNECT is not supported; scrape http:// targets through natprox (the client can reach https targets locally)',
-      ),
-    );
-    this.server.on('clientError', (_err, socket: Duplex) => {
-      if (socket.writable) writeRawResponse(socket, 400, 'natprox: malformed HTTP request');
-      else socket.destroy();
+    this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (this.authorizeScraper(req, socket)) this.connects.handle(req, socket, head);
     });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      if (err.code === 'HPE_HEADER_OVERFLOW') {
+        writeRawResponse(
+          socket,
+          431,
+          `natprox: request line and headers exceed ${MAX_HEADER_BYTES} bytes`,
+        );
+      } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        writeRawResponse(socket, 408, 'natprox: request headers did not arrive in time');
+      } else {
+        writeRawResponse(socket, 400, 'natprox: malformed HTTP request');
+      }
+    });
+    // An idle keep-alive socket is covered by keepAliveTimeout; this catches the rest.
+    this.server.on('connection', (socket: Socket) => socket.on('error', () => {}));
   }
 
   async listen(): Promise<AddressInfo> {
@@ -104,7 +173,10 @@ export class NatproxProxy {
       });
     });
     const address = this.address();
-    this.events.emit('listening', { address: formatHostPort(address.address, address.port) });
+    this.events.emit('listening', {
+      address: formatHostPort(address.address, address.port),
+      tls: this.options.tls !== undefined,
+    });
     return address;
   }
 
@@ -112,9 +184,43 @@ export class NatproxProxy {
     return this.server.address() as AddressInfo;
   }
 
-  /** Scrapes being relayed right now. */
+  /** Streams being relayed right now (scrapes and CONNECT tunnels). */
   get activeScrapes(): number {
-    return this.scrapes.activeScrapes;
+    return this.streams.active;
+  }
+
+  /**
+   * Applies new settings without dropping connections: credentials, grants, limits,
+   * timeouts and the TLS certificate. Clients whose token no longer grants their names are
+   * disconnected. The listen address and whether TLS is on need a restart.
+   */
+  reload(next: ProxyOptions): void {
+    const listen = this.options.listen;
+    if (next.listen.host !== listen.host || next.listen.port !== listen.port) {
+      throw new ConfigError(
+        `listen changed from ${formatHostPort(listen.host, listen.port)} to ${formatHostPort(next.listen.host, next.listen.port)}; that needs a restart`,
+      );
+    }
+    if ((next.tls === undefined) !== (this.options.tls === undefined)) {
+      throw new ConfigError(
+        `tls was ${this.options.tls ? 'on' : 'off'} and would be ${next.tls ? 'on' : 'off'}; that needs a restart`,
+      );
+    }
+    if (next.tls && this.server instanceof https.Server) {
+      // Throws on a bad key or certificate, before anything has changed.
+      this.server.setSecureContext({ cert: next.tls.cert, key: next.tls.key });
+    }
+    this.options = next;
+    this.limits = { ...DEFAULT_PROXY_LIMITS, ...next.limits };
+    const grants = next.clientGrants;
+    if (grants === undefined) return;
+    for (const session of this.registry.all()) {
+      const grant = grants.find((g) => g.tokenSha256 === session.tokenSha256);
+      const names = session.registration.names;
+      if (!grant || !names.every((name) => nameMatches(grant.names, name))) {
+        session.close('its token no longer grants its names after a config reload');
+      }
+    }
   }
 
   /**
@@ -127,7 +233,7 @@ export class NatproxProxy {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const deadline = Date.now() + graceMs;
-    while (this.scrapes.activeScrapes > 0 && Date.now() < deadline) {
+    while (this.streams.active > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     for (const session of this.registry.all()) session.close('proxy is shutting down');
@@ -138,24 +244,7 @@ export class NatproxProxy {
   private route(req: IncomingMessage, res: ServerResponse): void {
     const target = req.url ?? '';
     if (!target.startsWith('/')) {
-      if (!this.authorized(this.options.scrapers, req.headers['proxy-authorization'])) {
-        sendText(res, 407, 'natprox: proxy authentication required (scraper credentials)', {
-          code: 'NATPROX_UNAUTHORIZED',
-          headers: { 'proxy-authenticate': 'Basic realm="natprox"' },
-        });
-        this.events.emit('scrapeFinished', {
-          name: hostOf(target),
-          port: 0,
-          path: '',
-          outcome: 'unauthorized',
-          status: 407,
-          durationMs: 0,
-          bytes: 0,
-          reason: 'missing or wrong scraper credentials',
-        });
-        return;
-      }
-      this.scrapes.handle(req, res);
+      if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
       return;
     }
     const path = target.split('?')[0];
@@ -186,6 +275,31 @@ export class NatproxProxy {
           `natprox: no such page "${path}". Scrapes are forward-proxy requests (set proxy_url to this address); see /clients, /metrics, /-/healthy, /-/ready`,
         );
     }
+  }
+
+  /** Checks Proxy-Authorization; on failure answers 407 on `reply` and returns false. */
+  private authorizeScraper(req: IncomingMessage, reply: ServerResponse | Duplex): boolean {
+    if (this.authorized(this.options.scrapers, req.headers['proxy-authorization'])) return true;
+    const text = req.headers['proxy-authorization']
+      ? 'natprox: wrong scraper credentials (Proxy-Authorization)'
+      : 'natprox: proxy authentication required: send scraper credentials (proxy_url with user:password@, or Proxy-Authorization: Bearer)';
+    const headers = { 'proxy-authenticate': 'Basic realm="natprox"' };
+    if (reply instanceof http.ServerResponse) {
+      sendText(reply, 407, text, { code: 'NATPROX_UNAUTHORIZED', headers });
+    } else {
+      writeRawResponse(reply, 407, text, headers);
+    }
+    this.events.emit('scrapeFinished', {
+      name: hostOf(req.url ?? ''),
+      port: 0,
+      path: '',
+      outcome: 'unauthorized',
+      status: 407,
+      durationMs: 0,
+      bytes: 0,
+      reason: 'missing or wrong scraper credentials',
+    });
+    return false;
   }
 
   private serveOperator(path: string, res: ServerResponse): void {
@@ -223,9 +337,10 @@ export class NatproxProxy {
   }
 }
 
+/** The name part of an absolute-form target or a CONNECT authority, for logs. */
 function hostOf(target: string): string {
   try {
-    return new URL(target).hostname;
+    return new URL(target.includes('://') ? target : `http://${target}`).hostname;
   } catch {
     return '';
   }

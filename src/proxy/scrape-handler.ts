@@ -3,18 +3,25 @@ import { pipeline } from 'node:stream';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
 import { endToEndHeaders } from '../util/headers.js';
 import { ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
-import type { ClientSession } from './client-session.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
+import type { StreamCounter } from './stream-counter.js';
+
+/** The settings a scrape reads when it starts; a config reload replaces them. */
+export interface ScrapePolicy {
+  defaultScrapeTimeoutMs: number;
+  maxScrapeTimeoutMs: number;
+  maxStreamsPerClient: number;
+  maxResponseBytes: number;
+}
 
 export interface ScrapeHandlerOptions {
   registry: SessionRegistry;
   events: ProxyEvents;
-  defaultScrapeTimeoutMs: number;
-  maxScrapeTimeoutMs: number;
-  maxStreamsPerClient: number;
+  policy: () => ScrapePolicy;
+  streams: StreamCounter;
 }
 
 /** Outcome of a response the client made itself, read from its error code header. */
@@ -36,18 +43,11 @@ const STATUS_BY_CODE: Partial<Record<NatproxErrorCode, number>> = {
  * back with back-pressure. Every way it can end is reported once through `events`.
  */
 export class ScrapeHandler {
-  private readonly inFlight = new WeakMap<ClientSession, number>();
-  private active = 0;
-
   constructor(private readonly options: ScrapeHandlerOptions) {}
-
-  /** Scrapes currently being relayed. */
-  get activeScrapes(): number {
-    return this.active;
-  }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = performance.now();
+    const policy = this.options.policy();
     let url: URL;
     try {
       url = new URL(req.url ?? '');
@@ -104,18 +104,21 @@ export class ScrapeHandler {
       finish('no_client', 503, { reason });
       return;
     }
-    const streams = this.inFlight.get(session) ?? 0;
-    if (streams >= this.options.maxStreamsPerClient) {
-      const reason = `client for "${name}" already has ${streams} scrapes in flight (limit ${this.options.maxStreamsPerClient})`;
-      sendText(res, 503, `natprox: ${reason}`, { code: 'NATPROX_CLIENT_BUSY' });
-      finish('busy', 503, { reason, sessionId: session.id });
+    const release = this.options.streams.acquire(session, policy.maxStreamsPerClient);
+    if (!release) {
+      const reason = `client for "${name}" already has ${policy.maxStreamsPerClient} streams in flight, its limit (max_streams_per_client)`;
+      sendText(res, 429, `natprox: ${reason}`, {
+        code: 'NATPROX_CLIENT_BUSY',
+        headers: { 'retry-after': '1' },
+      });
+      finish('busy', 429, { reason, sessionId: session.id });
       return;
     }
 
     const deadlineMs = scrapeDeadlineMs(
       req.headers['x-prometheus-scrape-timeout-seconds'],
-      this.options.defaultScrapeTimeoutMs,
-      this.options.maxScrapeTimeoutMs,
+      policy.defaultScrapeTimeoutMs,
+      policy.maxScrapeTimeoutMs,
     );
     const abort = new AbortController();
     const deadline = setTimeout(() => {
@@ -131,16 +134,10 @@ export class ScrapeHandler {
     };
     res.once('close', onScraperGone);
 
-    this.inFlight.set(session, streams + 1);
-    this.active += 1;
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
+    const done = (): void => {
       clearTimeout(deadline);
       res.off('close', onScraperGone);
-      this.active -= 1;
-      this.inFlight.set(session, (this.inFlight.get(session) ?? 1) - 1);
+      release();
     };
     this.options.events.emit('scrapeStarted', { name, sessionId: session.id });
 
@@ -151,20 +148,39 @@ export class ScrapeHandler {
       .then((response) => {
         const code = response.headers[ERROR_CODE_HEADER];
         const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
+        const limit = policy.maxResponseBytes;
+        const declared = Number(response.headers['content-length'] ?? 0);
+        if (declared > limit) {
+          done();
+          response.body.destroy();
+          const reason = `response of ${name}:${port}${path} is ${declared} bytes, over the limit of ${limit} (max_response_bytes)`;
+          sendText(res, 413, `natprox: ${reason}`, { code: 'NATPROX_RESPONSE_TOO_LARGE' });
+          finish('too_large', 413, { sessionId: session.id, reason });
+          return;
+        }
         let bytes = 0;
         response.body.on('data', (chunk: Buffer) => {
           bytes += chunk.length;
+          if (bytes > limit) {
+            response.body.destroy(
+              new NatproxError(
+                'NATPROX_RESPONSE_TOO_LARGE',
+                `response passed the limit of ${limit} bytes (max_response_bytes)`,
+              ),
+            );
+          }
         });
         res.writeHead(response.status, endToEndHeaders(response.headers));
         res.flushHeaders();
         pipeline(response.body, res, (err) => {
-          release();
+          done();
           if (!err) {
             finish(outcome, response.status, { bytes, sessionId: session.id });
             return;
           }
           const cause = abort.signal.aborted ? abort.signal.reason : err;
-          const outcomeOnError = abortOutcome(abort.signal, res) ?? 'client_lost';
+          const outcomeOnError =
+            abortOutcome(abort.signal, res) ?? (bytes > limit ? 'too_large' : 'client_lost');
           finish(outcomeOnError, response.status, {
             bytes,
             sessionId: session.id,
@@ -173,7 +189,7 @@ export class ScrapeHandler {
         });
       })
       .catch((err: unknown) => {
-        release();
+        done();
         const outcome = abortOutcome(abort.signal, res);
         if (outcome === 'cancelled') {
           finish('cancelled', 0, { sessionId: session.id, reason: 'scraper closed the request' });

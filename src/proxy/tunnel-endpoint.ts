@@ -10,17 +10,23 @@ import {
   REGISTRATION_HEADER,
   TUNNEL_PATH,
   TUNNEL_UPGRADE_TOKEN,
+  type Registration,
 } from '../tunnel/protocol.js';
 import type { ProxyEvents } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
 
-export interface TunnelEndpointOptions {
-  registry: SessionRegistry;
-  events: ProxyEvents;
+/** What a new tunnel is checked against; a config reload replaces it. */
+export interface TunnelPolicy {
   /** Undefined: no tokens configured, any client may connect (loopback demos and tests). */
   clientGrants: readonly ClientGrant[] | undefined;
   maxClients: number;
   maxNamesPerClient: number;
+}
+
+export interface TunnelEndpointOptions {
+  registry: SessionRegistry;
+  events: ProxyEvents;
+  policy: () => TunnelPolicy;
   heartbeat: HeartbeatOptions;
 }
 
@@ -60,8 +66,9 @@ export class TunnelEndpoint {
       reject(503, 'natprox: the proxy is shutting down; reconnect to another or retry later');
       return;
     }
+    const policy = this.options.policy();
     const registration = decodeRegistration(headerValue(req.headers[REGISTRATION_HEADER]), {
-      maxNames: this.options.maxNamesPerClient,
+      maxNames: policy.maxNamesPerClient,
       maxLabels: 64,
       maxPorts: 256,
     });
@@ -69,7 +76,8 @@ export class TunnelEndpoint {
       reject(400, `natprox: invalid registration: ${registration}`);
       return;
     }
-    const grants = this.options.clientGrants;
+    const grants = policy.clientGrants;
+    let tokenSha256: string | undefined;
     if (grants !== undefined) {
       const presented = parseAuthorization(req.headers.authorization);
       const grant = presented?.kind === 'bearer' ? findGrant(grants, presented.token) : undefined;
@@ -91,21 +99,44 @@ export class TunnelEndpoint {
         );
         return;
       }
+      tokenSha256 = grant.tokenSha256;
     }
-    if (this.options.registry.size >= this.options.maxClients) {
-      reject(503, `natprox: the proxy has reached its limit of ${this.options.maxClients} clients`);
+    if (this.options.registry.size >= policy.maxClients) {
+      reject(
+        503,
+        `natprox: the proxy has reached its limit of ${policy.maxClients} clients (max_clients)`,
+      );
       return;
     }
 
+    // HTTP/2 takes the socket over only once the 101 is written: over TLS, a write still in
+    // flight when the session attaches trips an assertion inside Node's http2.
     socket.write(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_UPGRADE_TOKEN}\r\n\r\n`,
+      (err) => {
+        if (err || socket.destroyed) {
+          socket.destroy();
+          return;
+        }
+        this.startSession(socket, head, registration, remoteAddress, tokenSha256);
+      },
     );
+  }
+
+  private startSession(
+    socket: Duplex,
+    head: Buffer,
+    registration: Registration,
+    remoteAddress: string,
+    tokenSha256: string | undefined,
+  ): void {
     if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
     if (head.length > 0) socket.unshift(head);
     const session = new ProxyTunnelSession(
       socket,
       registration,
       remoteAddress,
+      tokenSha256,
       this.options.heartbeat,
     );
     this.options.registry.add(session);

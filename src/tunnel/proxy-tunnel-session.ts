@@ -1,8 +1,15 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { NatproxError } from '../errors.js';
-import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../proxy/client-session.js';
+import type {
+  ClientSession,
+  ConnectRequest,
+  ConnectResponse,
+  ScrapeRequest,
+  ScrapeResponse,
+} from '../proxy/client-session.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
@@ -31,6 +38,7 @@ export class ProxyTunnelSession implements ClientSession {
     socket: Duplex,
     readonly registration: Registration,
     readonly remoteAddress: string,
+    readonly tokenSha256: string | undefined,
     heartbeatOptions: HeartbeatOptions,
   ) {
     this.h2 = http2.connect('http://natprox-client', {
@@ -42,6 +50,10 @@ export class ProxyTunnelSession implements ClientSession {
     this.h2.on('error', (err) => this.markClosed(`tunnel error: ${err.message}`));
     this.h2.on('goaway', () => this.markClosed('client is shutting down (GOAWAY)'));
     this.h2.once('close', () => this.markClosed('tunnel connection closed'));
+    // The HTTP server hands over sockets that allow half-open connections, and HTTP/2 does
+    // not react to the peer's FIN: without this a client that went away would hold its
+    // in-flight scrapes until their deadlines.
+    socket.once('end', () => this.destroy('client closed the tunnel connection'));
     this.heartbeat = new Heartbeat(
       (onPong) => {
         if (this.h2.destroyed) return;
@@ -67,6 +79,41 @@ export class ProxyTunnelSession implements ClientSession {
   }
 
   scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+    return this.openStream(
+      {
+        ':method': 'GET',
+        ':scheme': 'http',
+        ':authority': `${request.name}:${request.port}`,
+        ':path': request.pathAndQuery,
+        ...request.headers,
+        [DEADLINE_HEADER]: String(Math.max(1, Math.round(request.deadlineMs))),
+      },
+      true,
+      signal,
+    );
+  }
+
+  connect(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse> {
+    return this.openStream(
+      {
+        ':method': 'CONNECT',
+        ':authority': `${request.name}:${request.port}`,
+        [DEADLINE_HEADER]: String(Math.max(1, Math.round(request.connectTimeoutMs))),
+      },
+      false,
+      signal,
+    );
+  }
+
+  /**
+   * Opens one stream and resolves with the response head; the stream is the body (and, for
+   * CONNECT, the way back). Rejects with NATPROX_CLIENT_LOST, or the signal's reason.
+   */
+  private openStream(
+    headers: OutgoingHttpHeaders,
+    endStream: boolean,
+    signal: AbortSignal,
+  ): Promise<ConnectResponse> {
     if (this.closed) {
       return Promise.reject(
         new NatproxError('NATPROX_CLIENT_LOST', `client connection is closed: ${this.closeReason}`),
@@ -75,17 +122,7 @@ export class ProxyTunnelSession implements ClientSession {
     return new Promise((resolve, reject) => {
       let stream: ClientHttp2Stream;
       try {
-        stream = this.h2.request(
-          {
-            ':method': 'GET',
-            ':scheme': 'http',
-            ':authority': `${request.name}:${request.port}`,
-            ':path': request.pathAndQuery,
-            ...request.headers,
-            [DEADLINE_HEADER]: String(Math.max(1, Math.round(request.deadlineMs))),
-          },
-          { endStream: true },
-        );
+        stream = this.h2.request(headers, { endStream });
       } catch (err) {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
@@ -111,11 +148,11 @@ export class ProxyTunnelSession implements ClientSession {
       });
       // After the response head, errors surface on the body stream for the caller.
       stream.on('error', () => {});
-      stream.once('response', (headers) => {
+      stream.once('response', (responseHeaders) => {
         responded = true;
         this.heartbeat.alive();
-        const status = Number(headers[':status']);
-        resolve({ status, headers, body: stream });
+        const status = Number(responseHeaders[':status']);
+        resolve({ status, headers: responseHeaders, body: stream });
       });
       stream.on('data', () => this.heartbeat.alive());
       if (signal.aborted) onAbort();

@@ -1,10 +1,11 @@
 import http from 'node:http';
-import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { NatproxError } from '../errors.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import { connectTls, type ClientTls } from './tls-connect.js';
 import {
   CONNECTION_WINDOW_BYTES,
   encodeRegistration,
@@ -20,8 +21,8 @@ export interface DialOptions {
   proxyUrl: URL;
   registration: Registration;
   token?: string | undefined;
-  /** Extra TLS options for https:// proxy URLs (CA, pinning). */
-  tls?: https.RequestOptions | undefined;
+  /** How to verify an https:// proxy (CA, pinning); system CAs otherwise. */
+  tls?: ClientTls | undefined;
   handshakeTimeoutMs: number;
   heartbeat: HeartbeatOptions;
   onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
@@ -30,8 +31,13 @@ export interface DialOptions {
 /** The client's end of an established tunnel. */
 export interface TunnelConnection {
   readonly session: ServerHttp2Session;
-  /** Resolves with the reason once the tunnel is gone. */
+  /**
+   * Resolves with the reason once the tunnel takes no new scrapes (GOAWAY, error, close):
+   * time to dial a new one. Scrapes in flight may still be finishing.
+   */
   readonly closed: Promise<string>;
+  /** Resolves once the connection itself is gone, in-flight scrapes included. */
+  readonly finished: Promise<void>;
   /** Sends GOAWAY: the proxy opens no new scrapes; in-flight ones finish. */
   close(): void;
   destroy(): void;
@@ -52,9 +58,14 @@ export function tunnelUrl(proxyUrl: URL): URL {
  * reverse and this side serves HTTP/2 on the same socket. A refusal rejects with the
  * proxy's status and reason.
  */
-export function dialTunnel(options: DialOptions): Promise<TunnelConnection> {
+export async function dialTunnel(options: DialOptions): Promise<TunnelConnection> {
   const url = tunnelUrl(options.proxyUrl);
   const secure = url.protocol === 'https:';
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  const tlsSocket = secure
+    ? await connectTls(hostname, port, options.tls, options.handshakeTimeoutMs)
+    : undefined;
   const headers: Record<string, string> = {
     connection: 'Upgrade',
     upgrade: TUNNEL_UPGRADE_TOKEN,
@@ -62,20 +73,19 @@ export function dialTunnel(options: DialOptions): Promise<TunnelConnection> {
     'user-agent': `natprox-client/${options.registration.version}`,
   };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const requestOptions: https.RequestOptions = {
+  const requestOptions: http.RequestOptions = {
     method: 'GET',
-    protocol: url.protocol,
-    hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
+    hostname,
+    port,
     path: `${url.pathname}${url.search}`,
-    headers,
-    agent: false,
+    headers: { host: url.host, ...headers },
     timeout: options.handshakeTimeoutMs,
-    ...(secure ? options.tls : {}),
+    // createConnection is only used without an agent; agent: false would open a new socket.
+    ...(tlsSocket ? { createConnection: () => tlsSocket } : { agent: false }),
   };
 
   return new Promise((resolve, reject) => {
-    const req = (secure ? https : http).request(requestOptions);
+    const req = http.request(requestOptions);
     const fail = (err: NatproxError): void => {
       req.destroy();
       reject(err);
@@ -152,6 +162,9 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
     heartbeat.alive();
     options.onStream(stream, headers);
   });
+  // The HTTP/2 server treats a TLS socket that negotiated "http/1.1" (as the upgrade
+  // request did) as an HTTP/1 client; after the Upgrade this socket speaks HTTP/2.
+  if ('alpnProtocol' in socket) (socket as TLSSocket).alpnProtocol = 'h2';
   server.emit('connection', socket);
   if (!session) throw new NatproxError('NATPROX_TUNNEL_FAILED', 'HTTP/2 session did not start');
   const h2 = session as ServerHttp2Session;
@@ -192,11 +205,16 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
   heartbeat.start();
   h2.on('error', (err) => end(`tunnel error: ${err.message}`));
   h2.on('goaway', () => end('proxy closed the tunnel (GOAWAY)'));
+  const finished = new Promise<void>((resolve) => {
+    h2.once('close', resolve);
+    socket.once('close', resolve);
+  });
   h2.once('close', () => end('tunnel connection closed'));
   socket.once('close', () => end('tunnel connection closed'));
   return {
     session: h2,
     closed,
+    finished,
     close: () => {
       if (!h2.closed) h2.close();
     },

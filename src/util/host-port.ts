@@ -14,6 +14,8 @@ export function parseHostPort(text: string, defaultHost?: string): HostPort | st
   if (bracketed) {
     host = bracketed[1];
     portText = bracketed[2];
+  } else if (text.startsWith('[')) {
+    return `expected [ADDR]:PORT with a port after the brackets, got "${text}"`;
   } else {
     const colon = text.lastIndexOf(':');
     if (colon < 0) {

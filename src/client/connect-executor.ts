@@ -1,0 +1,96 @@
+import net from 'node:net';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { formatHostPort } from '../util/host-port.js';
+import { DEADLINE_HEADER } from '../tunnel/protocol.js';
+import type { Allowlist } from './allowlist.js';
+import type { ClientEvents, ServeOutcome } from './client-events.js';
+import { parseAuthority, refuseStream } from './stream-reply.js';
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Serves CONNECT streams (scrapes of https targets): connects to the allowlisted target
+ * and relays bytes both ways, so TLS runs end to end between the scraper and the target.
+ */
+export class ConnectExecutor {
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly names: ReadonlySet<string>,
+    private readonly allowlist: Allowlist,
+    private readonly events: ClientEvents,
+  ) {}
+
+  close(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    const startedAt = performance.now();
+    const { name, port } = parseAuthority(String(headers[':authority'] ?? ''));
+    let bytes = 0;
+    const report = (outcome: ServeOutcome, status: number, reason?: string): void => {
+      this.events.emit('scrapeServed', {
+        name,
+        port,
+        path: '',
+        outcome,
+        status,
+        durationMs: performance.now() - startedAt,
+        bytes,
+        ...(reason ? { reason } : {}),
+      });
+    };
+    stream.on('error', () => {});
+    if (!this.names.has(name)) {
+      const reason = `this client does not serve "${name}"`;
+      refuseStream(stream, 421, 'NATPROX_BAD_REQUEST', reason);
+      report('misdirected', 421, reason);
+      return;
+    }
+    const decision = this.allowlist.checkConnect(port);
+    if (!decision.allowed) {
+      refuseStream(stream, 403, 'NATPROX_TARGET_FORBIDDEN', decision.reason);
+      report('forbidden', 403, decision.reason);
+      return;
+    }
+    const { host } = decision.target;
+    const where = formatHostPort(host, port);
+    const timeoutMs = Number(headers[DEADLINE_HEADER]) || DEFAULT_CONNECT_TIMEOUT_MS;
+    const socket = net.connect({ host, port, timeout: timeoutMs });
+    this.sockets.add(socket);
+    let connected = false;
+    socket.once('timeout', () => {
+      if (!connected) socket.destroy(new Error(`no connection within ${timeoutMs} ms`));
+    });
+    socket.once('connect', () => {
+      connected = true;
+      socket.setTimeout(0);
+      socket.setNoDelay(true);
+      if (stream.closed) {
+        socket.destroy();
+        return;
+      }
+      stream.respond({ ':status': 200 });
+      const count = (chunk: Buffer): void => {
+        bytes += chunk.length;
+      };
+      socket.on('data', count);
+      stream.on('data', count);
+      socket.pipe(stream);
+      stream.pipe(socket);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (connected) return;
+      const reason = `connecting to ${where} failed: ${err.code ?? err.message}`;
+      refuseStream(stream, 502, 'NATPROX_TARGET_FAILED', reason);
+      report('target_error', 502, reason);
+    });
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      if (!stream.closed) stream.close();
+      if (connected) report('ok', 200);
+    });
+    stream.once('close', () => socket.destroy());
+  }
+}

@@ -1,0 +1,33 @@
+import http2, { type ServerHttp2Stream } from 'node:http2';
+import type { NatproxErrorCode } from '../errors.js';
+import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+
+const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+/** Answers a tunnel stream with natprox's own error; resets it when a response has begun. */
+export function refuseStream(
+  stream: ServerHttp2Stream,
+  status: number,
+  code: NatproxErrorCode,
+  reason: string,
+): void {
+  if (stream.closed || stream.destroyed || stream.headersSent) {
+    if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  stream.respond({
+    ':status': status,
+    'content-type': 'text/plain; charset=utf-8',
+    [ERROR_CODE_HEADER]: code,
+  });
+  stream.end(`natprox client: ${reason}\n`);
+}
+
+/** NAME and PORT of a stream's :authority ("NAME:PORT"); port 0 when it is missing or bad. */
+export function parseAuthority(authority: string): { name: string; port: number } {
+  const colon = authority.lastIndexOf(':');
+  const name = (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+  const portText = colon < 0 ? '' : authority.slice(colon + 1);
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : 0;
+  return { name, port: port <= 65535 ? port : 0 };
+}

@@ -1,0 +1,151 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { errorMessage } from '../errors.js';
+import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import { parseHostPort } from '../util/host-port.js';
+import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
+import type { ScrapePolicy } from './scrape-handler.js';
+import type { SessionRegistry } from './session-registry.js';
+import type { StreamCounter } from './stream-counter.js';
+import { writeRawResponse } from './tunnel-endpoint.js';
+
+export interface ConnectHandlerOptions {
+  registry: SessionRegistry;
+  events: ProxyEvents;
+  policy: () => ScrapePolicy;
+  streams: StreamCounter;
+}
+
+/** Longest error text read from the client when it refuses a CONNECT. */
+const MAX_REASON_BYTES = 4096;
+
+/**
+ * Serves `CONNECT NAME:PORT` (what Prometheus sends for https targets with proxy_url): opens
+ * an HTTP/2 CONNECT stream to the client, which connects to its allowlisted target, and then
+ * relays bytes both ways. TLS runs end to end between the scraper and the target.
+ */
+export class ConnectHandler {
+  constructor(private readonly options: ConnectHandlerOptions) {}
+
+  handle(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const startedAt = performance.now();
+    const policy = this.options.policy();
+    const authority = parseHostPort(req.url ?? '');
+    const name = typeof authority === 'string' ? '' : authority.host.toLowerCase();
+    const port = typeof authority === 'string' ? 0 : authority.port;
+    let bytes = 0;
+    const finish = (outcome: ScrapeOutcome, status: number, reason?: string): void => {
+      this.options.events.emit('connectFinished', {
+        name,
+        port,
+        path: '',
+        outcome,
+        status,
+        durationMs: performance.now() - startedAt,
+        bytes,
+        ...(reason ? { reason } : {}),
+      });
+    };
+    const refuse = (outcome: ScrapeOutcome, status: number, reason: string): void => {
+      writeRawResponse(socket, status, `natprox: ${reason}`);
+      finish(outcome, status, reason);
+    };
+    socket.on('error', () => {});
+
+    if (typeof authority === 'string' || port === 0) {
+      refuse('bad_request', 400, `CONNECT needs NAME:PORT, got "${req.url}"`);
+      return;
+    }
+    const session = this.options.registry.lookup(name);
+    if (!session?.connect) {
+      refuse(
+        'no_client',
+        503,
+        session
+          ? `the client for "${name}" cannot carry CONNECT (PushProx transport); use _scheme=https`
+          : `no client is connected for name "${name}"`,
+      );
+      return;
+    }
+    const release = this.options.streams.acquire(session, policy.maxStreamsPerClient);
+    if (!release) {
+      refuse(
+        'busy',
+        429,
+        `client for "${name}" already has ${policy.maxStreamsPerClient} streams in flight, its limit (max_streams_per_client)`,
+      );
+      return;
+    }
+    const abort = new AbortController();
+    const onSocketGone = (): void => abort.abort(new Error('scraper closed the connection'));
+    socket.once('close', onSocketGone);
+    const connectTimeoutMs = policy.defaultScrapeTimeoutMs;
+    const timer = setTimeout(
+      () => abort.abort(new Error(`no connection within ${connectTimeoutMs} ms`)),
+      connectTimeoutMs,
+    );
+
+    session.connect({ name, port, connectTimeoutMs }, abort.signal).then(
+      (response) => {
+        clearTimeout(timer);
+        socket.off('close', onSocketGone);
+        const tunnel = response.body;
+        if (response.status !== 200) {
+          readReason(tunnel, (text) => {
+            release();
+            const code = response.headers[ERROR_CODE_HEADER];
+            const outcome = code === 'NATPROX_TARGET_FORBIDDEN' ? 'forbidden' : 'target_error';
+            refuse(outcome, response.status, text.replace(/^natprox client: /, ''));
+          });
+          return;
+        }
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        if (head.length > 0) tunnel.write(head);
+        // Idle CONNECT tunnels (kept alive by the scraper between scrapes) end after the
+        // longest scrape timeout without traffic.
+        socket.setTimeout(policy.maxScrapeTimeoutMs, () => socket.destroy());
+        const count = (chunk: Buffer): void => {
+          bytes += chunk.length;
+        };
+        tunnel.on('data', count);
+        socket.on('data', count);
+        tunnel.pipe(socket);
+        socket.pipe(tunnel);
+        let ended = false;
+        const end = (): void => {
+          if (ended) return;
+          ended = true;
+          release();
+          tunnel.destroy();
+          socket.destroy();
+          finish('ok', 200);
+        };
+        tunnel.once('close', end);
+        socket.once('close', end);
+        tunnel.on('error', () => {});
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        socket.off('close', onSocketGone);
+        release();
+        if (socket.destroyed) {
+          finish('cancelled', 0, 'scraper closed the connection');
+          return;
+        }
+        const timedOut = abort.signal.aborted;
+        refuse(timedOut ? 'timeout' : 'client_lost', timedOut ? 504 : 502, errorMessage(err));
+      },
+    );
+  }
+}
+
+function readReason(stream: Duplex, done: (text: string) => void): void {
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    if (text.length < MAX_REASON_BYTES) text += chunk;
+  });
+  stream.once('close', () => done(text.trim() || 'the client refused the connection'));
+  stream.on('error', () => {});
+}
