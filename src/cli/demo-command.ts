@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NatproxClient } from '../client/natprox-client.js';
-import { flagHostPort } from '../config/proxy-settings.js';
+import { flagHostPort, isLoopbackHost } from '../config/proxy-settings.js';
+import { ConfigError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logClientEvents } from '../observability/client-logging.js';
 import {
@@ -47,6 +48,11 @@ export async function demoCommand(args: string[]): Promise<number> {
   }
   const log = createLogger({ level: logLevel(flags['log-level']) });
   const wanted: HostPort = flagHostPort('listen', flags.listen ?? '127.0.0.1:8080');
+  if (!isLoopbackHost(wanted.host)) {
+    throw new ConfigError(
+      `--listen: the demo runs without tokens or credentials, so it listens only on loopback (127.0.0.1 or ::1), not ${wanted.host}; run natprox proxy with a config for anything else`,
+    );
+  }
 
   const target = createSampleTarget();
   await listenWithFallback((port) => listenServer(target, '127.0.0.1', port), 9109);
@@ -117,11 +123,13 @@ prometheus.yml:
 Each scrape is logged below. Ctrl-C stops everything.
 
 `);
-  await waitForStopSignal(() => process.exit(1));
+  const signal = await waitForStopSignal(() => process.exit(1));
+  log.info({ signal }, 'demo stopping');
   await client.stop(2000);
   await running.shutdown(2000);
   target.close();
   target.closeAllConnections();
+  log.info('demo stopped');
   log.flush();
   return 0;
 }
