@@ -1,9 +1,13 @@
 import http, { type IncomingMessage } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { pipeline } from 'node:stream';
 import { endToEndHeaders } from '../util/headers.js';
 import { formatHostPort } from '../util/host-port.js';
-import { DEADLINE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
+import {
+  BODY_COMPLETE_TRAILER,
+  DEADLINE_HEADER,
+  INTERNAL_HEADER_PREFIX,
+} from '../tunnel/protocol.js';
+import { relayBody } from '../util/relay-body.js';
 import type { NatproxErrorCode } from '../errors.js';
 import type { Allowlist } from './allowlist.js';
 import type { ClientEvents, ServeOutcome } from './client-events.js';
@@ -12,6 +16,7 @@ import { parseAuthority, refuseStream } from './stream-reply.js';
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
 const FALLBACK_DEADLINE_MS = 60_000;
+const COMPLETE_TRAILERS = { [BODY_COMPLETE_TRAILER]: '1' };
 
 /**
  * Executes scrapes that arrive as tunnel streams: checks the name and the allowlist,
@@ -27,11 +32,11 @@ export class ScrapeExecutor {
     private readonly events: ClientEvents,
   ) {}
 
-  private readonly inFlight = new Set<AbortController>();
+  private readonly inFlight = new Set<(why: 'cancelled') => void>();
 
   /** Aborts scrapes still running (the grace period is over) and closes local connections. */
   close(): void {
-    for (const cancel of this.inFlight) cancel.abort('cancelled');
+    for (const stop of this.inFlight) stop('cancelled');
     this.agent.destroy();
   }
 
@@ -79,37 +84,39 @@ export class ScrapeExecutor {
     }
     const { target } = decision;
     const deadlineMs = Number(headers[DEADLINE_HEADER]) || FALLBACK_DEADLINE_MS;
-    const cancel = new AbortController();
-    this.inFlight.add(cancel);
-    const deadline = setTimeout(() => cancel.abort('deadline'), deadlineMs);
-    const onStreamClosed = (): void => {
-      if (!cancel.signal.aborted) cancel.abort('cancelled');
-    };
-    stream.once('close', onStreamClosed);
-    const cleanup = (): void => {
-      this.inFlight.delete(cancel);
-      clearTimeout(deadline);
-      stream.off('close', onStreamClosed);
-    };
     const where = `${formatHostPort(target.host, target.port)}${path}`;
-
-    const method = String(headers[':method'] ?? 'GET');
     const request = http.request({
       host: target.host,
       port: target.port,
-      method,
+      method: String(headers[':method'] ?? 'GET'),
       path: pathAndQuery,
       headers: { ...endToEndHeaders(headers, [INTERNAL_HEADER_PREFIX]), host: authority },
       agent: this.agent,
-      signal: cancel.signal,
     });
+    // Why the local fetch was stopped, if it was; destroying the request aborts it.
+    let stopped: 'deadline' | 'cancelled' | undefined;
+    const stop = (why: 'deadline' | 'cancelled'): void => {
+      if (stopped) return;
+      stopped = why;
+      request.destroy();
+    };
+    this.inFlight.add(stop);
+    const deadline = setTimeout(() => stop('deadline'), deadlineMs);
+    const onStreamClosed = (): void => stop('cancelled');
+    stream.once('close', onStreamClosed);
+    const cleanup = (): void => {
+      this.inFlight.delete(stop);
+      clearTimeout(deadline);
+      stream.off('close', onStreamClosed);
+    };
+
     request.once('error', (err: Error) => {
       cleanup();
-      if (cancel.signal.reason === 'cancelled') {
+      if (stopped === 'cancelled') {
         report('cancelled', 0, 'the scraper went away');
         return;
       }
-      if (cancel.signal.reason === 'deadline') {
+      if (stopped === 'deadline') {
         refuse(
           504,
           'NATPROX_SCRAPE_TIMEOUT',
@@ -122,32 +129,44 @@ export class ScrapeExecutor {
       refuse(502, 'NATPROX_TARGET_FAILED', 'target_error', `fetching ${where} failed: ${cause}`);
     });
     request.once('response', (response: IncomingMessage) => {
-      if (stream.closed) {
+      if (stream.closed || stream.destroyed) {
         response.destroy();
         return;
       }
-      stream.respond({
-        ':status': response.statusCode ?? 502,
-        ...endToEndHeaders(response.headers),
-      });
-      response.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-      });
-      pipeline(response, stream, (err) => {
-        cleanup();
-        if (!err) {
-          report('ok', response.statusCode ?? 0);
-          return;
-        }
-        const outcome: ServeOutcome =
-          cancel.signal.reason === 'cancelled'
-            ? 'cancelled'
-            : cancel.signal.reason === 'deadline'
-              ? 'timeout'
-              : 'target_error';
-        report(outcome, response.statusCode ?? 0, `body cut off: ${err.message}`);
-        if (!stream.closed) stream.close(NGHTTP2_INTERNAL_ERROR);
-      });
+      // The trailer tells the proxy the body arrived in full (see BODY_COMPLETE_TRAILER).
+      stream.respond(
+        { ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) },
+        { waitForTrailers: true },
+      );
+      stream.once('wantTrailers', () => stream.sendTrailers(COMPLETE_TRAILERS));
+      relayBody(
+        response,
+        stream,
+        {
+          endedCleanly: () => response.complete,
+          inspect: (chunk) => {
+            bytes += chunk.length;
+            return undefined;
+          },
+          abortDestination: () => {
+            if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
+          },
+        },
+        (err) => {
+          cleanup();
+          if (!err) {
+            report('ok', response.statusCode ?? 0);
+            return;
+          }
+          const outcome: ServeOutcome =
+            stopped === undefined
+              ? 'target_error'
+              : stopped === 'deadline'
+                ? 'timeout'
+                : 'cancelled';
+          report(outcome, response.statusCode ?? 0, `body cut off: ${err.message}`);
+        },
+      );
     });
     request.end();
   }

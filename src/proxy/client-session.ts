@@ -21,6 +21,12 @@ export interface ScrapeResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Readable;
+  /**
+   * Asked when the body ends: false when the transport knows it was cut off (a lost
+   * connection ends the stream too). The proxy then breaks the scraper's response instead
+   * of ending it, so Prometheus never stores a truncated scrape as complete.
+   */
+  complete: () => boolean;
 }
 
 /** A byte stream to NAME:PORT, asked for with HTTP CONNECT (scrapes of https targets). */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
 import { endToEndHeaders } from '../util/headers.js';
+import { relayBody } from '../util/relay-body.js';
 import { ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
@@ -159,34 +159,38 @@ export class ScrapeHandler {
           return;
         }
         let bytes = 0;
-        response.body.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > limit) {
-            response.body.destroy(
-              new NatproxError(
-                'NATPROX_RESPONSE_TOO_LARGE',
-                `response passed the limit of ${limit} bytes (max_response_bytes)`,
-              ),
-            );
-          }
-        });
+        const tooLarge = new NatproxError(
+          'NATPROX_RESPONSE_TOO_LARGE',
+          `response passed the limit of ${limit} bytes (max_response_bytes)`,
+        );
+        // No flushHeaders(): the head goes out with the first body chunk, in one write.
         res.writeHead(response.status, endToEndHeaders(response.headers));
-        res.flushHeaders();
-        pipeline(response.body, res, (err) => {
-          done();
-          if (!err) {
-            finish(outcome, response.status, { bytes, sessionId: session.id });
-            return;
-          }
-          const cause = abort.signal.aborted ? abort.signal.reason : err;
-          const outcomeOnError =
-            abortOutcome(abort.signal, res) ?? (bytes > limit ? 'too_large' : 'client_lost');
-          finish(outcomeOnError, response.status, {
-            bytes,
-            sessionId: session.id,
-            reason: `body cut off: ${errorMessage(cause)}`,
-          });
-        });
+        relayBody(
+          response.body,
+          res,
+          {
+            endedCleanly: response.complete,
+            inspect: (chunk) => {
+              bytes += chunk.length;
+              return bytes > limit ? tooLarge : undefined;
+            },
+          },
+          (err) => {
+            done();
+            if (!err) {
+              finish(outcome, response.status, { bytes, sessionId: session.id });
+              return;
+            }
+            const cause = abort.signal.aborted ? abort.signal.reason : err;
+            const outcomeOnError =
+              abortOutcome(abort.signal, res) ?? (err === tooLarge ? 'too_large' : 'client_lost');
+            finish(outcomeOnError, response.status, {
+              bytes,
+              sessionId: session.id,
+              reason: `body cut off: ${errorMessage(cause)}`,
+            });
+          },
+        );
       })
       .catch((err: unknown) => {
         done();

@@ -10,6 +10,11 @@ export const REGISTRATION_HEADER = 'x-natprox-registration';
 /** Headers natprox adds between proxy and client; stripped before anything reaches a target. */
 export const INTERNAL_HEADER_PREFIX = 'x-natprox-';
 export const DEADLINE_HEADER = 'x-natprox-deadline-ms';
+/**
+ * Trailer the client sends after a body it relayed in full. HTTP/2 ends a stream the same
+ * way whether the body finished or the connection was lost; this tells the two apart.
+ */
+export const BODY_COMPLETE_TRAILER = 'x-natprox-complete';
 /** Set on responses natprox itself made (not the target), with a stable error code. */
 export const ERROR_CODE_HEADER = 'x-natprox-error';
 

@@ -13,7 +13,9 @@ import type {
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
+  BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
+  ERROR_CODE_HEADER,
   MAX_SESSION_MEMORY_MIB,
   TUNNEL_SETTINGS,
   type Registration,
@@ -148,11 +150,23 @@ export class ProxyTunnelSession implements ClientSession {
       });
       // After the response head, errors surface on the body stream for the caller.
       stream.on('error', () => {});
+      // The client ends every body it relays completely with a trailer; its own error
+      // answers carry the error header instead. A stream that ends otherwise was cut off.
+      let ended = false;
+      stream.once('trailers', (trailers) => {
+        ended = trailers[BODY_COMPLETE_TRAILER] === '1';
+      });
       stream.once('response', (responseHeaders) => {
         responded = true;
         this.heartbeat.alive();
         const status = Number(responseHeaders[':status']);
-        resolve({ status, headers: responseHeaders, body: stream });
+        const ownAnswer = responseHeaders[ERROR_CODE_HEADER] !== undefined;
+        resolve({
+          status,
+          headers: responseHeaders,
+          body: stream,
+          complete: () => ended || ownAnswer,
+        });
       });
       stream.on('data', () => this.heartbeat.alive());
       if (signal.aborted) onAbort();

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import { after, describe, it } from 'node:test';
+import {
+  openScrape,
+  readBody,
+  startClient,
+  startProxy,
+  startRelay,
+  startTarget,
+  within,
+} from './helpers/loopback.js';
+
+/**
+ * A body cut off anywhere upstream must reach the scraper as a broken transfer. If it
+ * arrived as a complete 200, Prometheus would store a truncated scrape as if it were whole.
+ */
+describe('a body cut off mid-transfer', () => {
+  /** A target that sends the head and some of a chunked body, then `cutAfter` runs. */
+  async function halfBodyTarget(): Promise<{
+    port: number;
+    started: Promise<http.ServerResponse>;
+  }> {
+    let started: (res: http.ServerResponse) => void = () => {};
+    const startedPromise = new Promise<http.ServerResponse>((resolve) => {
+      started = resolve;
+    });
+    const target = await startTarget((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('# first part of the exposition\n'.repeat(2000));
+      started(res);
+    }, after);
+    return { port: target.port, started: startedPromise };
+  }
+
+  it('when the target dies mid-body, the scraper sees the response break, not end', async () => {
+    const target = await halfBodyTarget();
+    const { port, url } = await startProxy(after);
+    await startClient(after, {
+      proxyUrl: new URL(url),
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
+    const response = await within(scrape.response, 3000, 'the response head');
+    assert.equal(response.statusCode, 200);
+    const body = readBody(response);
+    (await target.started).socket?.destroy();
+    await assert.rejects(within(body, 3000, 'the body to break'), /aborted|closed|reset/i);
+  });
+
+  it('when the tunnel is lost mid-body, the scraper sees the response break, not end', async () => {
+    const target = await halfBodyTarget();
+    const { port } = await startProxy(after);
+    const relay = await startRelay({ port }, after);
+    await startClient(after, {
+      proxyUrl: new URL(`http://127.0.0.1:${relay.port}`),
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
+    const response = await within(scrape.response, 3000, 'the response head');
+    const body = readBody(response);
+    await target.started;
+    relay.cut('close');
+    await assert.rejects(within(body, 3000, 'the body to break'), /aborted|closed|reset/i);
+  });
+
+  it('a complete chunked body still ends normally', async () => {
+    const target = await startTarget((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('a'.repeat(100_000));
+      setTimeout(() => res.end('b'.repeat(100_000)), 20);
+    }, after);
+    const { port, url } = await startProxy(after);
+    await startClient(after, {
+      proxyUrl: new URL(url),
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
+    const body = await readBody(await scrape.response);
+    assert.equal(body.length, 200_000);
+  });
+});
