@@ -159,10 +159,7 @@ export class ScrapeHandler {
           return;
         }
         let bytes = 0;
-        const tooLarge = new NatproxError(
-          'NATPROX_RESPONSE_TOO_LARGE',
-          `response passed the limit of ${limit} bytes (max_response_bytes)`,
-        );
+        let tooLarge: NatproxError | undefined;
         // No flushHeaders(): the head goes out with the first body chunk, in one write.
         res.writeHead(response.status, endToEndHeaders(response.headers));
         relayBody(
@@ -172,7 +169,12 @@ export class ScrapeHandler {
             endedCleanly: response.complete,
             inspect: (chunk) => {
               bytes += chunk.length;
-              return bytes > limit ? tooLarge : undefined;
+              if (bytes <= limit) return undefined;
+              tooLarge = new NatproxError(
+                'NATPROX_RESPONSE_TOO_LARGE',
+                `response passed the limit of ${limit} bytes (max_response_bytes)`,
+              );
+              return tooLarge;
             },
           },
           (err) => {
@@ -183,7 +185,8 @@ export class ScrapeHandler {
             }
             const cause = abort.signal.aborted ? abort.signal.reason : err;
             const outcomeOnError =
-              abortOutcome(abort.signal, res) ?? (err === tooLarge ? 'too_large' : 'client_lost');
+              abortOutcome(abort.signal, res) ??
+              (tooLarge && err === tooLarge ? 'too_large' : 'client_lost');
             finish(outcomeOnError, response.status, {
               bytes,
               sessionId: session.id,

@@ -23,18 +23,30 @@ export function endToEndHeaders(
   headers: IncomingHttpHeaders,
   dropPrefixes: readonly string[] = [],
 ): OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((token) => token.trim().toLowerCase())
-      .filter((token) => token !== ''),
-  );
+  // Runs on every scrape, on both sides: a plain loop, and no Set unless Connection names any.
+  const connection = headers.connection;
+  const named = connection ? connectionTokens(connection) : undefined;
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(':')) continue;
-    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
-    if (dropPrefixes.some((prefix) => name.startsWith(prefix))) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (dropPrefixes.length > 0 && hasPrefix(name, dropPrefixes)) continue;
     out[name] = value;
   }
   return out;
+}
+
+function connectionTokens(value: string | string[]): Set<string> {
+  const tokens = new Set<string>();
+  for (const token of String(value).split(',')) {
+    const trimmed = token.trim().toLowerCase();
+    if (trimmed !== '') tokens.add(trimmed);
+  }
+  return tokens;
+}
+
+function hasPrefix(name: string, prefixes: readonly string[]): boolean {
+  for (const prefix of prefixes) if (name.startsWith(prefix)) return true;
+  return false;
 }
