@@ -7,6 +7,7 @@ set -euo pipefail
 # command the tests run  ->  Debian package that provides it
 declare -A PACKAGE_OF=(
   [openssl]=openssl
+  [chromium]=chromium
 )
 
 missing=()

@@ -35,6 +35,7 @@ export class ConnectHandler {
     const name = typeof authority === 'string' ? '' : authority.host.toLowerCase();
     const port = typeof authority === 'string' ? 0 : authority.port;
     let bytes = 0;
+    let sessionId: string | undefined = undefined; // known once the session is found
     const finish = (outcome: ScrapeOutcome, status: number, reason?: string): void => {
       this.options.events.emit('connectFinished', {
         name,
@@ -44,6 +45,7 @@ export class ConnectHandler {
         status,
         durationMs: performance.now() - startedAt,
         bytes,
+        ...(sessionId ? { sessionId } : {}),
         ...(reason ? { reason } : {}),
       });
     };
@@ -68,6 +70,7 @@ export class ConnectHandler {
       );
       return;
     }
+    sessionId = session.id;
     const release = this.options.streams.acquire(session, policy.maxStreamsPerClient);
     if (!release) {
       refuse(

@@ -15,6 +15,9 @@ import { ProxyEvents } from './proxy-events.js';
 import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
 import { targetGroups } from './service-discovery.js';
 import { SessionRegistry } from './session-registry.js';
+import { ClientActivity } from './status/client-activity.js';
+import { serveStatusPage } from './status/serve-status-page.js';
+import { statusReport } from './status/status-report.js';
 import { StreamCounter } from './stream-counter.js';
 import { TunnelEndpoint, writeRawResponse } from './tunnel-endpoint.js';
 
@@ -92,6 +95,8 @@ export class NatproxProxy {
   private options: ProxyOptions;
   private limits: ProxyLimits;
   private draining = false;
+  private readonly activity: ClientActivity;
+  private readonly startedAt = new Date();
 
   constructor(options: ProxyOptions) {
     this.options = options;
@@ -121,6 +126,7 @@ export class NatproxProxy {
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
     });
     this.metrics = createProxyMetrics(this.events, this.registry, () => this.streams.active);
+    this.activity = new ClientActivity(this.events);
 
     const timeouts = { ...DEFAULT_PROXY_TIMEOUTS, ...options.timeouts };
     const serverOptions: http.ServerOptions = {
@@ -258,6 +264,7 @@ export class NatproxProxy {
         return;
       case '/clients':
       case '/metrics':
+      case '/api/v1/clients':
       case '/':
         if (!this.authorized(this.operators(), req.headers.authorization)) {
           sendText(res, 401, 'natprox: operator credentials required', {
@@ -266,7 +273,7 @@ export class NatproxProxy {
           });
           return;
         }
-        this.serveOperator(path, res);
+        this.serveOperator(path, req, res);
         return;
       default:
         sendText(
@@ -302,7 +309,7 @@ export class NatproxProxy {
     return false;
   }
 
-  private serveOperator(path: string, res: ServerResponse): void {
+  private serveOperator(path: string, req: IncomingMessage, res: ServerResponse): void {
     if (path === '/clients') {
       sendJson(res, 200, targetGroups(this.registry));
     } else if (path === '/metrics') {
@@ -313,18 +320,10 @@ export class NatproxProxy {
         },
         (err: unknown) => sendText(res, 500, `natprox: metrics failed: ${String(err)}`),
       );
+    } else if (path === '/api/v1/clients') {
+      sendJson(res, 200, statusReport(this.registry, this.activity, this.startedAt));
     } else {
-      const lines = this.registry
-        .servedNames()
-        .map(
-          ({ name, session }) =>
-            `${name}\t${session.transport}\t${session.remoteAddress}\tsince ${session.connectedAt.toISOString()}`,
-        );
-      sendText(
-        res,
-        200,
-        `natprox proxy: ${this.registry.size} clients connected\n\n${lines.join('\n')}`,
-      );
+      serveStatusPage(req, res, statusReport(this.registry, this.activity, this.startedAt));
     }
   }
 

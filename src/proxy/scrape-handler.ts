@@ -160,6 +160,10 @@ export class ScrapeHandler {
         }
         let bytes = 0;
         let tooLarge: NatproxError | undefined;
+        // The client's own error answers (403, 502, 504…) explain themselves in the body;
+        // keep the start of it as the reason for logs and the status page.
+        const ownAnswer = typeof code === 'string';
+        let explanation = '';
         // No flushHeaders(): the head goes out with the first body chunk, in one write.
         res.writeHead(response.status, endToEndHeaders(response.headers));
         relayBody(
@@ -169,6 +173,8 @@ export class ScrapeHandler {
             endedCleanly: response.complete,
             inspect: (chunk) => {
               bytes += chunk.length;
+              if (ownAnswer && explanation.length < MAX_EXPLANATION)
+                explanation += chunk.toString();
               if (bytes <= limit) return undefined;
               tooLarge = new NatproxError(
                 'NATPROX_RESPONSE_TOO_LARGE',
@@ -180,7 +186,12 @@ export class ScrapeHandler {
           (err) => {
             done();
             if (!err) {
-              finish(outcome, response.status, { bytes, sessionId: session.id });
+              const reason = ownAnswer ? cleanExplanation(explanation) : undefined;
+              finish(outcome, response.status, {
+                bytes,
+                sessionId: session.id,
+                ...(reason ? { reason } : {}),
+              });
               return;
             }
             const cause = abort.signal.aborted ? abort.signal.reason : err;
@@ -212,6 +223,17 @@ export class ScrapeHandler {
         });
       });
   }
+}
+
+/** Longest part of a client's error answer kept as the reason. */
+const MAX_EXPLANATION = 512;
+
+function cleanExplanation(text: string): string | undefined {
+  const trimmed = text
+    .slice(0, MAX_EXPLANATION)
+    .trim()
+    .replace(/^natprox client: /, '');
+  return trimmed === '' ? undefined : trimmed;
 }
 
 function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {

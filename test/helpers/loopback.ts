@@ -96,17 +96,6 @@ export function scrapeThrough(
   });
 }
 
-/** A plain GET of a path on the proxy (operator interface). */
-export function getPath(
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<ScrapeResult> {
-  return scrapeThrough(port, `http://127.0.0.1:${port}${path}`, headers).catch((err) => {
-    throw err;
-  });
-}
-
 export interface NatproxProcess {
   child: ChildProcess;
   /** Everything the process has written to stderr (its logs) and stdout so far. */

@@ -1,0 +1,113 @@
+import type { ProxyEvents, ScrapeFinished } from '../proxy-events.js';
+
+/** Length of the "recent" window on the status page, and the size of its buckets. */
+export const WINDOW_MS = 5 * 60_000;
+const BUCKET_MS = 10_000;
+const BUCKETS = WINDOW_MS / BUCKET_MS;
+/** How many of the latest failed scrapes the status page keeps. */
+export const MAX_RECENT_ERRORS = 20;
+
+export interface LastScrape {
+  at: Date;
+  path: string;
+  outcome: ScrapeFinished['outcome'];
+  status: number;
+  durationMs: number;
+}
+
+export interface RecentError extends LastScrape {
+  name: string;
+  port: number;
+  reason: string;
+}
+
+interface SessionActivity {
+  last: LastScrape | undefined;
+  bytes: number;
+  /** Per 10 s bucket: its start (ms since epoch), ok and failed scrapes. */
+  buckets: Array<{ start: number; ok: number; failed: number }>;
+}
+
+/**
+ * What the status page shows about each connected client: its last scrape, scrapes in the
+ * last five minutes and bytes relayed, plus the latest errors. Bounded memory: a fixed
+ * number of buckets per connected session, and a fixed-size error list.
+ */
+export class ClientActivity {
+  private readonly sessions = new Map<string, SessionActivity>();
+  private readonly errors: RecentError[] = [];
+
+  constructor(
+    events: ProxyEvents,
+    private readonly now: () => number = Date.now,
+  ) {
+    events.on('tunnelConnected', (session) => this.sessions.set(session.id, emptyActivity()));
+    events.on('tunnelDisconnected', (session) => this.sessions.delete(session.id));
+    events.on('scrapeFinished', (info) => this.record(info));
+    events.on('connectFinished', (info) => this.record(info));
+  }
+
+  last(sessionId: string): LastScrape | undefined {
+    return this.sessions.get(sessionId)?.last;
+  }
+
+  bytes(sessionId: string): number {
+    return this.sessions.get(sessionId)?.bytes ?? 0;
+  }
+
+  /** Scrapes that ended ok and otherwise in the last five minutes. */
+  recent(sessionId: string): { ok: number; failed: number } {
+    const since = this.now() - WINDOW_MS;
+    let ok = 0;
+    let failed = 0;
+    for (const bucket of this.sessions.get(sessionId)?.buckets ?? []) {
+      if (bucket.start + BUCKET_MS <= since) continue;
+      ok += bucket.ok;
+      failed += bucket.failed;
+    }
+    return { ok, failed };
+  }
+
+  /** The latest failed scrapes, newest first. */
+  recentErrors(): RecentError[] {
+    return [...this.errors].reverse();
+  }
+
+  private record(info: ScrapeFinished): void {
+    const at = this.now();
+    const failed = info.outcome !== 'ok';
+    const scrape: LastScrape = {
+      at: new Date(at),
+      path: info.path,
+      outcome: info.outcome,
+      status: info.status,
+      durationMs: info.durationMs,
+    };
+    if (failed) {
+      this.errors.push({
+        ...scrape,
+        name: info.name,
+        port: info.port,
+        reason: info.reason ?? info.outcome,
+      });
+      if (this.errors.length > MAX_RECENT_ERRORS) this.errors.shift();
+    }
+    const activity = info.sessionId ? this.sessions.get(info.sessionId) : undefined;
+    if (!activity) return;
+    activity.last = scrape;
+    activity.bytes += info.bytes;
+    const start = at - (at % BUCKET_MS);
+    let bucket = activity.buckets.at(-1);
+    if (!bucket || bucket.start !== start) {
+      bucket = { start, ok: 0, failed: 0 };
+      activity.buckets.push(bucket);
+      if (activity.buckets.length > BUCKETS) activity.buckets.shift();
+    }
+    if (failed) bucket.failed += 1;
+    else bucket.ok += 1;
+  }
+}
+
+function emptyActivity(): SessionActivity {
+  return { last: undefined, bytes: 0, buckets: [] };
+}
