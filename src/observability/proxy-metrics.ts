@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy/proxy-events.js';
 import type { SessionRegistry } from '../proxy/session-registry.js';
+import { registerPerClientMetrics } from './per-client-metrics.js';
 
 /** Turns proxy events into prom-client metrics on a registry of its own. */
 export function createProxyMetrics(
@@ -73,6 +74,7 @@ export function createProxyMetrics(
     registers: [registry],
   });
 
+  registerPerClientMetrics(registry, events, sessions);
   events.on('scrapeFinished', (info) => {
     scrapes.inc({ outcome: info.outcome });
     duration.observe({ outcome: info.outcome }, info.durationMs / 1000);

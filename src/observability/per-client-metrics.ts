@@ -1,0 +1,65 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy/proxy-events.js';
+import type { SessionRegistry } from '../proxy/session-registry.js';
+
+/**
+ * Per-client series on the proxy, labelled by the registered name, for dashboards that
+ * show each client. A name's series go away when no client serves it any more, so the
+ * series count follows the connected clients, not every name ever seen.
+ */
+export function registerPerClientMetrics(
+  registry: Registry,
+  events: ProxyEvents,
+  sessions: SessionRegistry,
+): void {
+  new Gauge({
+    name: 'natprox_client_connected',
+    help: 'One series per name a connected client serves (value 1), with its transport.',
+    labelNames: ['name', 'transport'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { name, session } of sessions.servedNames()) {
+        this.set({ name, transport: session.transport }, 1);
+      }
+    },
+  });
+  const scrapes = new Counter({
+    name: 'natprox_client_scrapes_total',
+    help: 'Scrapes relayed to a connected client, by name and how they ended.',
+    labelNames: ['name', 'outcome'],
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'natprox_client_relayed_bytes_total',
+    help: 'Bytes relayed from a connected client, by name.',
+    labelNames: ['name'],
+    registers: [registry],
+  });
+  const connects = new Counter({
+    name: 'natprox_client_connects_total',
+    help: 'Tunnels opened by the client serving a name (reconnects show as increases).',
+    labelNames: ['name'],
+    registers: [registry],
+  });
+
+  const record = (info: { name: string; outcome: string; bytes: number; sessionId?: string }) => {
+    // Only scrapes that reached a client: unknown names must not create series.
+    if (!info.sessionId) return;
+    scrapes.inc({ name: info.name, outcome: info.outcome });
+    if (info.bytes > 0) bytes.inc({ name: info.name }, info.bytes);
+  };
+  events.on('scrapeFinished', record);
+  events.on('connectFinished', record);
+  events.on('tunnelConnected', (session) => {
+    for (const name of session.registration.names) connects.inc({ name });
+  });
+  events.on('tunnelDisconnected', (session) => {
+    for (const name of session.registration.names) {
+      if (sessions.lookup(name)) continue;
+      bytes.remove({ name });
+      connects.remove({ name });
+      for (const outcome of SCRAPE_OUTCOMES) scrapes.remove({ name, outcome });
+    }
+  });
+}
