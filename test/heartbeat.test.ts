@@ -237,3 +237,29 @@ describe('Heartbeat', () => {
     assert.equal(ping.mock.callCount(), 3);
   });
 });
+
+describe('Heartbeat on a busy tunnel', () => {
+  it('sends no ping after an interval with traffic, and pings again once it is quiet', () => {
+    const h = harness(1000, 2);
+    h.heartbeat.start();
+    for (let i = 0; i < 10; i += 1) {
+      h.heartbeat.alive(); // a scrape went through during this interval
+      h.timers.tick();
+    }
+    assert.equal(h.pings(), 0, 'traffic proves liveness; no ping needed');
+    h.timers.tick();
+    assert.equal(h.pings(), 1, 'a quiet interval brings a ping');
+    assert.deepEqual(h.deaths, []);
+  });
+
+  it('still declares a peer dead within maxMissed + 1 intervals of its last traffic', () => {
+    const h = harness(1000, 2);
+    h.heartbeat.start();
+    h.heartbeat.alive();
+    h.timers.tick(); // traffic seen: no ping
+    h.timers.tick(); // quiet: missed 1, ping
+    assert.deepEqual(h.deaths, []);
+    h.timers.tick(); // ping unanswered: missed 2, dead
+    assert.deepEqual(h.deaths, [2000]);
+  });
+});

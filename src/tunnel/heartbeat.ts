@@ -20,13 +20,15 @@ export interface HeartbeatOptions {
 export const DEFAULT_HEARTBEAT: HeartbeatOptions = { intervalMs: 4000, maxMissed: 2 };
 
 /**
- * Sends a ping every interval; the peer is dead when `maxMissed` ticks in a row pass with
- * no pong (and no other sign of life reported through `alive()`). Knows nothing of sockets:
- * `ping` sends one and calls back when it is answered.
+ * Checks the peer every interval; it is dead when `maxMissed` ticks in a row pass with no
+ * pong and no other sign of life reported through `alive()`. A tick pings only when the
+ * last interval brought no traffic: with thousands of tunnels, busy ones need no pings.
+ * Knows nothing of sockets: `ping` sends one and calls back when it is answered.
  */
 export class Heartbeat {
   private missed = 0;
   private answeredSinceTick = true;
+  private trafficSinceTick = false;
   private handle: unknown;
 
   constructor(
@@ -45,6 +47,7 @@ export class Heartbeat {
   /** Any traffic from the peer proves it is alive. */
   alive(): void {
     this.answeredSinceTick = true;
+    this.trafficSinceTick = true;
   }
 
   stop(): void {
@@ -64,6 +67,12 @@ export class Heartbeat {
       }
     }
     this.answeredSinceTick = false;
-    this.ping(() => this.alive());
+    const skip = this.trafficSinceTick;
+    this.trafficSinceTick = false;
+    if (!skip) this.ping(() => this.onPong());
+  }
+
+  private onPong(): void {
+    this.answeredSinceTick = true;
   }
 }
