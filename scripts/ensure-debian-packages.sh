@@ -8,7 +8,13 @@ set -euo pipefail
 declare -A PACKAGE_OF=(
   [openssl]=openssl
   [chromium]=chromium
+  [prometheus]=prometheus
+  [promtool]=prometheus
+  [prometheus-node-exporter]=prometheus-node-exporter
+  [nginx]=nginx-light
 )
+# nginx lives in /usr/sbin, which a non-root PATH may leave out.
+PATH="$PATH:/usr/sbin"
 
 missing=()
 for command in "${!PACKAGE_OF[@]}"; do
@@ -29,4 +35,8 @@ fi
 if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; }; then
   echo "natprox tests: could not install ${missing[*]}; install them with apt-get and run again" >&2
   exit 1
+fi
+# The tests start their own nginx on a free loopback port; the package's service is not needed.
+if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+  $sudo service nginx stop >/dev/null 2>&1 || true
 fi

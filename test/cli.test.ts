@@ -38,15 +38,29 @@ function natprox(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult
 const SRC_CLI = fileURLToPath(new URL('../src/cli/', import.meta.url));
 
 /**
- * The flags a command really parses, read from the options object its source hands to
- * parseFlags('COMMAND', args, { ... }), with COMMON_FLAGS expanded.
+ * The options object a command's source hands to parseFlags('COMMAND', args, ...): written
+ * out in the call, or a table the command imports (CLIENT_FLAGS, shared by client and check).
  */
-async function parsedFlags(command: string): Promise<{ long: string[]; short: string[] }> {
+async function flagTable(command: string): Promise<string> {
   const source = await readFile(join(SRC_CLI, `${command}-command.ts`), 'utf8');
   const start = source.indexOf(`parseFlags('${command}', args, {`);
-  assert.ok(start >= 0, `no parseFlags('${command}', ...) call in ${command}-command.ts`);
-  const end = source.indexOf('});', start);
-  const block = source.slice(start, end);
+  if (start >= 0) return source.slice(start, source.indexOf('});', start));
+  const shared = new RegExp(`parseFlags\\('${command}', args, ([A-Z_]+)\\)`).exec(source);
+  assert.ok(shared, `no parseFlags('${command}', ...) call in ${command}-command.ts`);
+  const name = shared[1] as string;
+  const from = new RegExp(`import \\{[^}]*\\b${name}\\b[^}]*\\} from '\\./([a-z-]+)\\.js'`).exec(
+    source,
+  );
+  assert.ok(from, `${command}-command.ts uses ${name} but imports it from no ./FILE.js`);
+  const table = await readFile(join(SRC_CLI, `${from[1]}.ts`), 'utf8');
+  const tableStart = table.indexOf(`export const ${name} = {`);
+  assert.ok(tableStart >= 0, `no "export const ${name} = {" in ${from[1]}.ts`);
+  return table.slice(tableStart, table.indexOf('\n}', tableStart));
+}
+
+/** The flags a command really parses, with COMMON_FLAGS expanded. */
+async function parsedFlags(command: string): Promise<{ long: string[]; short: string[] }> {
+  const block = await flagTable(command);
   const long = [...block.matchAll(/(?:^|[{,])\s*(?:'([a-z0-9-]+)'|([a-z0-9]+)):\s*\{/gm)].map(
     (m) => (m[1] ?? m[2]) as string,
   );

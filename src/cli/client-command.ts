@@ -6,26 +6,14 @@ import { createClientMetrics } from '../observability/client-metrics.js';
 import { createLogger } from '../observability/logger.js';
 import { boundPort, serveMetrics } from '../observability/metrics-server.js';
 import { formatHostPort } from '../util/host-port.js';
+import { CLIENT_FLAGS } from './client-flags.js';
 import { CLIENT_HELP } from './help.js';
 import { logLevel } from './log-level.js';
-import { COMMON_FLAGS, parseFlags } from './parse-flags.js';
+import { parseFlags } from './parse-flags.js';
 import { waitForStopSignal } from './signals.js';
 
 export async function clientCommand(args: string[]): Promise<number> {
-  const flags = parseFlags('client', args, {
-    ...COMMON_FLAGS,
-    'proxy-url': { type: 'string' },
-    name: { type: 'string', multiple: true },
-    allow: { type: 'string', multiple: true },
-    label: { type: 'string', multiple: true },
-    config: { type: 'string' },
-    'token-file': { type: 'string' },
-    'ca-file': { type: 'string' },
-    'tls-fingerprint': { type: 'string' },
-    'metrics-listen': { type: 'string' },
-    'shutdown-grace': { type: 'string' },
-    'heartbeat-interval': { type: 'string' },
-  });
+  const flags = parseFlags('client', args, CLIENT_FLAGS);
   if (flags.help) {
     process.stdout.write(CLIENT_HELP);
     return 0;

@@ -5,9 +5,11 @@ export const MAIN_HELP = `natprox ${VERSION} — scrape Prometheus targets behin
 Usage:
   natprox proxy  [flags]   run the public side: the scrape proxy and tunnel endpoint
   natprox client [flags]   run the private side: connect out, serve allowlisted targets
+  natprox check  [flags]   with the client's flags: check each step to the proxy and targets
   natprox demo             proxy + client "demo" + a sample target on loopback (npm start)
   natprox token            print a new random client token and its token_sha256 line
   natprox hash-password    print the password_sha256 line for a password read from stdin
+  natprox config WHAT      print Prometheus config: prometheus (VPS jobs) or home
   natprox --version        print the version
   natprox COMMAND --help   flags of one command
 
@@ -53,14 +55,11 @@ Without "clients:" in the config any client may connect, and without "scrapers:"
 scrape: allowed on loopback; elsewhere the proxy refuses to start unless --insecure is given.
 `;
 
-export const CLIENT_HELP = `Usage: natprox client --proxy-url URL --allow PORT [flags]
-
-Runs the private side: connects out to the proxy, registers its names and serves scrapes of
-its allowlisted local targets. It reconnects forever with exponential backoff and jitter.
-
-Flags:
-  --proxy-url URL                  the proxy, e.g. http://vps.example:8080, https://vps.example,
+/** The client's flags; natprox check takes the same ones. */
+const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. http://vps.example:8080, https://vps.example,
                                    http://[2001:db8::1]:8080 (required, or proxy_url in --config)
+  --transport KIND                 native (default): the natprox tunnel; pushprox: long-poll a
+                                   PushProx proxy at --proxy-url (/poll, /push), one --name only
   --name NAME                      a name to serve, repeatable (default: this host's name)
   --allow PORT | HOST:PORT         a local target the client may fetch, repeatable; PORT alone
                                    means 127.0.0.1:PORT. Nothing else is ever fetched.
@@ -77,10 +76,43 @@ Flags:
   --heartbeat-interval DUR         ping interval on the tunnel (default 4s)
   --log-level LEVEL                trace, debug, info, warn, error, silent (default info)
   -h, --help                       this help
+`;
 
+export const CLIENT_HELP = `Usage: natprox client --proxy-url URL --allow PORT [flags]
+
+Runs the private side: connects out to the proxy, registers its names and serves scrapes of
+its allowlisted local targets. It reconnects forever with exponential backoff and jitter.
+
+Flags:
+${CLIENT_FLAG_LINES}
 Example:
   natprox client --proxy-url http://vps.example:8080 --name raspberrypi \\
     --allow 9090 --allow 9100 --label location=home
+`;
+
+export const CHECK_HELP = `Usage: natprox check --proxy-url URL --allow PORT [flags]
+
+Takes exactly the flags and config of natprox client (listed below) and, instead of running,
+walks the client's path step by step, printing one line per step:
+  configuration   flags and config file valid (names, allow list, proxy URL, files)
+  DNS             every A/AAAA address of the proxy's host
+  TCP connect     a connection to the proxy's port (5 s)
+  TLS             https:// only: chain against the system CAs or --ca-file, expiry, host
+                  name, or the --tls-fingerprint pin
+  tunnel upgrade  the upgrade request reaches the proxy through any reverse proxy on the way
+  authentication  the token is accepted, which names it grants, which will be registered
+  target H:P      each allowlisted target answers an HTTP GET (/metrics or its first path)
+
+  ✔ step: what was found       ✘ step: what went wrong       - step: not checked (why)
+                                  → what to do
+
+The tunnel check is a dry run: the proxy runs all its checks but registers nothing, so a
+client already running with the same names keeps serving.
+
+Flags (the same as natprox client's; --metrics-listen, --shutdown-grace and
+--heartbeat-interval are accepted and change nothing here):
+${CLIENT_FLAG_LINES}
+Exit codes: 0 every step passed, 1 a step failed, 2 bad flags or configuration.
 `;
 
 export const DEMO_HELP = `Usage: natprox demo [--listen HOST:PORT] [--log-level LEVEL]
@@ -107,4 +139,40 @@ export const TOKEN_HELP = `Usage: natprox token
 
 Prints a new random client token (256 bits, base64url) and the token_sha256 line to put
 under "clients:" in the proxy's config. Give the token to the client in --token-file.
+`;
+
+export const CONFIG_HELP = `Usage: natprox config prometheus --proxy-url URL --name NAME --port PORT [--match SELECTOR …] [--http-sd]
+       natprox config home --label KEY=VALUE [--node-exporter HOST:PORT]
+
+Prints Prometheus configuration for the reference deployment. Each output is a complete
+prometheus.yml (promtool check config accepts it as it is); to add it to an existing
+prometheus.yml, copy its scrape_configs: entries (and, for home, global.external_labels).
+
+natprox config prometheus — the scrape jobs of the public (VPS) Prometheus:
+  a job "federate" that pulls the home Prometheus's /federate through the proxy
+  (honor_labels, match[] selectors, proxy_url, one target NAME:PORT per --name).
+  --proxy-url URL        the proxy as the VPS Prometheus reaches it, with the scraper
+                         credentials: https://USER:PASSWORD@vps.example:8443 (required)
+  --name NAME            the name the natprox client registers, repeatable (required)
+  --port PORT            the home Prometheus's port on the client's side, e.g. 9090 (required)
+  --match SELECTOR       a match[] selector, repeatable (default {job="node"})
+  --http-sd              also a job "natprox" that discovers every client and port from the
+                         proxy's /clients (http_sd_configs, with the same credentials: the
+                         operators default to the scrapers) and scrapes /metrics of each
+                         port but --port (node_exporter …) directly through the proxy
+  --ca-file FILE         the CA that signed the proxy's certificate, when it is not public
+                         (tls_config.ca_file)
+  --job NAME             name of the federate job (default federate)
+  --sd-job NAME          name of the --http-sd job (default natprox)
+
+natprox config home — the home Prometheus: global.external_labels, which mark every series
+the VPS federates (e.g. location="home"), and a job "node" scraping node_exporter.
+  --label KEY=VALUE      an external label, repeatable (required)
+  --node-exporter H:P    where node_exporter listens (default localhost:9100)
+  --job NAME             name of the node_exporter job (default node)
+
+Example:
+  natprox config home --label location=home > /etc/prometheus/prometheus.yml
+  natprox config prometheus --proxy-url https://prometheus:PASSWORD@vps.example:8443 \\
+    --name raspberrypi --port 9090 --http-sd
 `;

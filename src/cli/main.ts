@@ -1,6 +1,8 @@
 import { ConfigError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { checkCommand } from './check-command.js';
 import { clientCommand } from './client-command.js';
+import { configCommand } from './config-command.js';
 import { demoCommand } from './demo-command.js';
 import { hashPasswordCommand } from './hash-password-command.js';
 import { MAIN_HELP } from './help.js';
@@ -11,9 +13,11 @@ import { UsageError } from './usage-error.js';
 const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
   proxy: proxyCommand,
   client: clientCommand,
+  check: checkCommand,
   demo: demoCommand,
   token: tokenCommand,
   'hash-password': hashPasswordCommand,
+  config: configCommand,
 };
 
 /** Runs the CLI; resolves with the process exit code. */

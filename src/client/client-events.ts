@@ -8,7 +8,14 @@ export type ConnectionState =
   | { state: 'closed' };
 
 export type ServeOutcome =
-  'ok' | 'forbidden' | 'target_error' | 'timeout' | 'cancelled' | 'misdirected';
+  | 'ok'
+  | 'forbidden'
+  | 'target_error'
+  | 'timeout'
+  | 'cancelled'
+  | 'misdirected'
+  /** PushProx transport: the answer could not be pushed to the proxy. */
+  | 'push_failed';
 
 export interface ScrapeServed {
   name: string;

@@ -5,7 +5,9 @@ import { VERSION } from '../version.js';
 import { Allowlist, type AllowedTarget } from './allowlist.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { ClientEvents } from './client-events.js';
+import type { ClientTransport } from './client-transport.js';
 import { Connector } from './connector.js';
+import { pushProxTransport } from '../pushprox/pushprox-client.js';
 import { ConnectExecutor } from './connect-executor.js';
 import { ScrapeExecutor } from './scrape-executor.js';
 
@@ -20,6 +22,13 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
   handshakeTimeoutMs?: number;
   resetBackoffAfterMs?: number;
+  /**
+   * 'native' (default): the reverse-HTTP/2 tunnel to natprox proxy. 'pushprox': PushProx's
+   * long-poll protocol, to a PushProx proxy (or natprox proxy); serves exactly one name.
+   */
+  transport?: 'native' | 'pushprox' | undefined;
+  /** PushProx transport: a poll held this long unrefused counts as connected. */
+  pollAcceptedAfterMs?: number;
 }
 
 /** The private side: keeps a tunnel to the proxy and serves scrapes of its allowlisted targets. */
@@ -27,7 +36,7 @@ export class NatproxClient {
   readonly events = new ClientEvents();
   private readonly executor: ScrapeExecutor;
   private readonly connects: ConnectExecutor;
-  private readonly connector: Connector;
+  private readonly connector: ClientTransport;
   readonly allowlist: Allowlist;
 
   constructor(readonly options: ClientOptions) {
@@ -41,6 +50,10 @@ export class NatproxClient {
       ports: this.allowlist.ports,
       version: VERSION,
     };
+    if (options.transport === 'pushprox') {
+      this.connector = pushProxTransport(options, this.allowlist, this.events);
+      return;
+    }
     this.connector = new Connector({
       events: this.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,

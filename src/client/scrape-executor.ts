@@ -1,16 +1,15 @@
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { endToEndHeaders } from '../util/headers.js';
-import { formatHostPort } from '../util/host-port.js';
 import {
   BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
   INTERNAL_HEADER_PREFIX,
 } from '../tunnel/protocol.js';
 import { relayBody } from '../util/relay-body.js';
-import type { NatproxErrorCode } from '../errors.js';
 import type { Allowlist } from './allowlist.js';
 import type { ClientEvents, ServeOutcome } from './client-events.js';
+import { LocalTargets, type LocalFetch } from './local-fetch.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -20,24 +19,23 @@ const COMPLETE_TRAILERS = { [BODY_COMPLETE_TRAILER]: '1' };
 
 /**
  * Executes scrapes that arrive as tunnel streams: checks the name and the allowlist,
- * fetches the local target with the scrape's deadline, and streams the answer back.
- * Cancelling the stream aborts the local fetch.
+ * fetches the local target with the scrape's deadline (LocalTargets), and streams the
+ * answer back. Cancelling the stream aborts the local fetch.
  */
 export class ScrapeExecutor {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  private readonly targets: LocalTargets;
 
   constructor(
-    private readonly names: ReadonlySet<string>,
-    private readonly allowlist: Allowlist,
+    names: ReadonlySet<string>,
+    allowlist: Allowlist,
     private readonly events: ClientEvents,
-  ) {}
-
-  private readonly inFlight = new Set<(why: 'cancelled') => void>();
+  ) {
+    this.targets = new LocalTargets(names, allowlist);
+  }
 
   /** Aborts scrapes still running (the grace period is over) and closes local connections. */
   close(): void {
-    for (const stop of this.inFlight) stop('cancelled');
-    this.agent.destroy();
+    this.targets.close();
   }
 
   handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
@@ -62,74 +60,12 @@ export class ScrapeExecutor {
         ...(reason ? { reason } : {}),
       });
     };
-    const refuse = (
-      status: number,
-      code: NatproxErrorCode,
-      outcome: ServeOutcome,
-      reason: string,
-    ): void => {
-      report(outcome, status, reason);
-      refuseStream(stream, status, code, reason);
-    };
     stream.on('error', () => {});
-
-    if (!this.names.has(name)) {
-      refuse(421, 'NATPROX_BAD_REQUEST', 'misdirected', `this client does not serve "${name}"`);
-      return;
-    }
-    const decision = this.allowlist.check(port, path);
-    if (!decision.allowed) {
-      refuse(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
-      return;
-    }
-    const { target } = decision;
-    const deadlineMs = Number(headers[DEADLINE_HEADER]) || FALLBACK_DEADLINE_MS;
-    const where = `${formatHostPort(target.host, target.port)}${path}`;
-    const request = http.request({
-      host: target.host,
-      port: target.port,
-      method: String(headers[':method'] ?? 'GET'),
-      path: pathAndQuery,
-      headers: { ...endToEndHeaders(headers, [INTERNAL_HEADER_PREFIX]), host: authority },
-      agent: this.agent,
-    });
-    // Why the local fetch was stopped, if it was; destroying the request aborts it.
-    let stopped: 'deadline' | 'cancelled' | undefined;
-    const stop = (why: 'deadline' | 'cancelled'): void => {
-      if (stopped) return;
-      stopped = why;
-      request.destroy();
-    };
-    this.inFlight.add(stop);
-    const deadline = setTimeout(() => stop('deadline'), deadlineMs);
-    const onStreamClosed = (): void => stop('cancelled');
-    stream.once('close', onStreamClosed);
-    const cleanup = (): void => {
-      this.inFlight.delete(stop);
-      clearTimeout(deadline);
-      stream.off('close', onStreamClosed);
-    };
-
-    request.once('error', (err: Error) => {
-      cleanup();
-      if (stopped === 'cancelled') {
-        report('cancelled', 0, 'the scraper went away');
-        return;
-      }
-      if (stopped === 'deadline') {
-        refuse(
-          504,
-          'NATPROX_SCRAPE_TIMEOUT',
-          'timeout',
-          `${where} did not answer within ${deadlineMs} ms`,
-        );
-        return;
-      }
-      const cause = (err as NodeJS.ErrnoException).code ?? err.message;
-      refuse(502, 'NATPROX_TARGET_FAILED', 'target_error', `fetching ${where} failed: ${cause}`);
-    });
-    request.once('response', (response: IncomingMessage) => {
+    // Called only after the stream closes, by which time `fetch` is set.
+    const onStreamClosed = (): void => fetch?.stop('cancelled');
+    const relay = (response: IncomingMessage, active: LocalFetch): void => {
       if (stream.closed || stream.destroyed) {
+        active.done();
         response.destroy();
         return;
       }
@@ -153,21 +89,47 @@ export class ScrapeExecutor {
           },
         },
         (err) => {
-          cleanup();
+          active.done();
+          stream.off('close', onStreamClosed);
           if (!err) {
             report('ok', response.statusCode ?? 0);
             return;
           }
           const outcome: ServeOutcome =
-            stopped === undefined
+            active.stopped === undefined
               ? 'target_error'
-              : stopped === 'deadline'
+              : active.stopped === 'deadline'
                 ? 'timeout'
                 : 'cancelled';
           report(outcome, response.statusCode ?? 0, `body cut off: ${err.message}`);
         },
       );
-    });
-    request.end();
+    };
+
+    const fetch = this.targets.fetch(
+      {
+        name,
+        port,
+        method: String(headers[':method'] ?? 'GET'),
+        pathAndQuery,
+        headers: endToEndHeaders(headers, [INTERNAL_HEADER_PREFIX]),
+        authority,
+        deadlineMs: Number(headers[DEADLINE_HEADER]) || FALLBACK_DEADLINE_MS,
+      },
+      {
+        refused: (status, code, outcome, reason) => {
+          stream.off('close', onStreamClosed);
+          report(outcome, status, reason);
+          refuseStream(stream, status, code, reason);
+        },
+        cancelled: () => report('cancelled', 0, 'the scraper went away'),
+        response: (response) => {
+          if (fetch) relay(response, fetch);
+          else response.destroy();
+        },
+      },
+    );
+    if (!fetch) return;
+    stream.once('close', onStreamClosed);
   }
 }

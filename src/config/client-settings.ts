@@ -13,6 +13,7 @@ import { clientFileSchema, type AllowEntry, type ClientFile } from './schema.js'
 
 export interface ClientFlags {
   'proxy-url'?: string | undefined;
+  transport?: string | undefined;
   name?: string[] | undefined;
   allow?: string[] | undefined;
   label?: string[] | undefined;
@@ -126,6 +127,15 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
     ports.set(target.port, target.host);
   }
 
+  const transport = clientTransport(
+    flags.transport ?? file.transport,
+    flags.transport ? '--transport' : `${source}: transport`,
+  );
+  if (transport === 'pushprox' && names.length !== 1) {
+    throw new ConfigError(
+      `--transport pushprox serves exactly one name (a PushProx client polls with one FQDN), got ${names.length}: ${names.join(', ')}; run one client per name`,
+    );
+  }
   const labels = { ...file.labels, ...Object.fromEntries((flags.label ?? []).map(parseLabelFlag)) };
   const tokenFile = flags['token-file'] ?? file.token_file;
   const token = tokenFile
@@ -138,6 +148,7 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
   return {
     client: {
       proxyUrl,
+      ...(transport === 'pushprox' ? { transport } : {}),
       names: [...new Set(names)],
       allow,
       labels,
@@ -155,6 +166,14 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
       file.shutdown_grace ??
       DEFAULT_SHUTDOWN_GRACE_MS,
   };
+}
+
+function clientTransport(text: string | undefined, where: string): 'native' | 'pushprox' {
+  if (text === undefined || text === 'native') return 'native';
+  if (text === 'pushprox') return 'pushprox';
+  throw new ConfigError(
+    `${where}: expected "native" (the natprox tunnel) or "pushprox" (PushProx long-polling, for a PushProx proxy), got "${text}"`,
+  );
 }
 
 function clientTls(

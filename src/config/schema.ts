@@ -118,6 +118,9 @@ const allowEntry = z.union(
 export const clientFileSchema = z
   .object({
     proxy_url: z.string().optional(),
+    transport: z
+      .enum(['native', 'pushprox'], { error: 'expected "native" or "pushprox"' })
+      .optional(),
     names: z.array(name).optional(),
     allow: z.array(allowEntry).optional(),
     labels: z

@@ -8,7 +8,10 @@ import { nameMatches, type ClientGrant } from '../auth/client-tokens.js';
 import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from '../observability/proxy-metrics.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
+import { TUNNEL_PATH } from '../tunnel/protocol.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
+import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
+import type { LongPollTimings } from '../pushprox/long-poll-session.js';
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
 import { ProxyEvents } from './proxy-events.js';
@@ -19,7 +22,7 @@ import { ClientActivity } from './status/client-activity.js';
 import { serveStatusPage } from './status/serve-status-page.js';
 import { statusReport } from './status/status-report.js';
 import { StreamCounter } from './stream-counter.js';
-import { TunnelEndpoint, writeRawResponse } from './tunnel-endpoint.js';
+import { sendUpgradeRequired, TunnelEndpoint, writeRawResponse } from './tunnel-endpoint.js';
 
 export interface ProxyLimits {
   maxClients: number;
@@ -74,6 +77,8 @@ export interface ProxyOptions {
   limits?: Partial<ProxyLimits>;
   timeouts?: Partial<ProxyTimeouts>;
   heartbeat?: HeartbeatOptions;
+  /** PushProx long-poll clients: re-poll grace and idle expiry (see LongPollTimings). */
+  longPoll?: Partial<LongPollTimings> | undefined;
 }
 
 export const DEFAULT_SCRAPE_TIMEOUT_MS = 15_000;
@@ -92,6 +97,7 @@ export class NatproxProxy {
   private readonly scrapes: ScrapeHandler;
   private readonly connects: ConnectHandler;
   private readonly tunnels: TunnelEndpoint;
+  private readonly longPolls: PollEndpoint;
   private options: ProxyOptions;
   private limits: ProxyLimits;
   private draining = false;
@@ -125,6 +131,15 @@ export class NatproxProxy {
       }),
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
     });
+    this.longPolls = new PollEndpoint({
+      registry: this.registry,
+      events: this.events,
+      policy: () => ({
+        clientGrants: this.options.clientGrants,
+        maxClients: this.limits.maxClients,
+      }),
+      timings: options.longPoll,
+    });
     this.metrics = createProxyMetrics(this.events, this.registry, () => this.streams.active);
     this.activity = new ClientActivity(this.events);
 
@@ -133,6 +148,9 @@ export class NatproxProxy {
       keepAliveTimeout: timeouts.idleMs,
       headersTimeout: timeouts.headersMs,
       requestTimeout: timeouts.headersMs,
+      // Node checks the two timeouts above only this often (default 30 s, which would let
+      // a slow client hold a connection for up to twice headersMs).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, timeouts.headersMs / 2)),
       maxHeaderSize: MAX_HEADER_BYTES,
     };
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.route(req, res);
@@ -149,7 +167,9 @@ export class NatproxProxy {
       if (this.authorizeScraper(req, socket)) this.connects.handle(req, socket, head);
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable) {
+      // A TLS error (a handshake that timed out or failed) leaves nothing to answer on.
+      const tlsFailure = /^(ERR_TLS_|ERR_SSL_|ECONNRESET)/.test(err.code ?? '');
+      if (!socket.writable || tlsFailure) {
         socket.destroy();
         return;
       }
@@ -253,8 +273,23 @@ export class NatproxProxy {
       if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
       return;
     }
+    // Behind a reverse proxy (nginx, Caddy) a scrape arrives in origin form with the
+    // target in Host: when Host names a connected client, it is a scrape of that client.
+    const host = hostNameOf(req.headers.host);
+    if (host !== undefined && this.registry.lookup(host)) {
+      req.url = `http://${req.headers.host ?? host}${target}`;
+      if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
+      return;
+    }
     const path = target.split('?')[0];
     switch (path) {
+      case TUNNEL_PATH:
+        sendUpgradeRequired(res);
+        return;
+      case POLL_PATH:
+      case PUSH_PATH:
+        this.longPolls.handle(path, req, res);
+        return;
       case '/-/healthy':
         sendText(res, 200, 'natprox proxy is healthy');
         return;
@@ -334,6 +369,13 @@ export class NatproxProxy {
   private authorized(allowed: readonly Credential[] | undefined, header: string | undefined) {
     return allowed === undefined || isAuthorized(allowed, parseAuthorization(header));
   }
+}
+
+/** The lower-case host name of a Host header, without its port. */
+function hostNameOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const name = header.startsWith('[') ? header.slice(1, header.indexOf(']')) : header.split(':')[0];
+  return name ? name.toLowerCase() : undefined;
 }
 
 /** The name part of an absolute-form target or a CONNECT authority, for logs. */

@@ -35,6 +35,8 @@ const OUTCOME_BY_CODE: Partial<Record<string, ScrapeOutcome>> = {
 const STATUS_BY_CODE: Partial<Record<NatproxErrorCode, number>> = {
   NATPROX_SCRAPE_TIMEOUT: 504,
   NATPROX_CLIENT_LOST: 502,
+  // A PushProx client that stopped polling: as when no client is connected.
+  NATPROX_NO_CLIENT: 503,
 };
 
 /**
@@ -194,6 +196,12 @@ export class ScrapeHandler {
               });
               return;
             }
+            if (declared > 0 && bytes === declared) {
+              // The scraper had the whole declared body and closed before the end-of-body
+              // trailer arrived: a complete scrape, not a cancelled one.
+              finish(outcome, response.status, { bytes, sessionId: session.id });
+              return;
+            }
             const cause = abort.signal.aborted ? abort.signal.reason : err;
             const outcomeOnError =
               abortOutcome(abort.signal, res) ??
@@ -217,7 +225,7 @@ export class ScrapeHandler {
         const status = STATUS_BY_CODE[code] ?? 502;
         const reason = errorMessage(err);
         sendText(res, status, `natprox: ${reason}`, { code });
-        finish(status === 504 ? 'timeout' : 'client_lost', status, {
+        finish(status === 504 ? 'timeout' : status === 503 ? 'no_client' : 'client_lost', status, {
           sessionId: session.id,
           reason,
         });

@@ -12,7 +12,11 @@ export interface TargetGroup {
  */
 export function targetGroups(registry: SessionRegistry): TargetGroup[] {
   return registry.servedNames().map(({ name, session }) => ({
-    targets: session.registration.ports.map((port) => `${name}:${port}`),
+    // A PushProx client does not say which ports it serves: its bare name, as PushProx lists it.
+    targets:
+      session.registration.ports.length > 0
+        ? session.registration.ports.map((port) => `${name}:${port}`)
+        : [name],
     labels: {
       ...session.registration.labels,
       __meta_natprox_name: name,

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { parseAuthorization } from '../auth/credentials.js';
@@ -6,12 +6,16 @@ import { findGrant, nameMatches, type ClientGrant } from '../auth/client-tokens.
 import type { HeartbeatOptions } from '../tunnel/heartbeat.js';
 import { ProxyTunnelSession } from '../tunnel/proxy-tunnel-session.js';
 import {
+  CLIENT_AUTH_HEADER,
   decodeRegistration,
+  DRY_RUN_HEADER,
+  GRANTS_HEADER,
   REGISTRATION_HEADER,
   TUNNEL_PATH,
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
 } from '../tunnel/protocol.js';
+import { sendText } from './plain-response.js';
 import type { ProxyEvents } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
 
@@ -78,6 +82,7 @@ export class TunnelEndpoint {
     }
     const grants = policy.clientGrants;
     let tokenSha256: string | undefined;
+    let granted: readonly string[] | undefined;
     if (grants !== undefined) {
       const presented = parseAuthorization(req.headers.authorization);
       const grant = presented?.kind === 'bearer' ? findGrant(grants, presented.token) : undefined;
@@ -100,11 +105,29 @@ export class TunnelEndpoint {
         return;
       }
       tokenSha256 = grant.tokenSha256;
+      granted = grant.names;
     }
     if (this.options.registry.size >= policy.maxClients) {
       reject(
         503,
         `natprox: the proxy has reached its limit of ${policy.maxClients} clients (max_clients)`,
+      );
+      return;
+    }
+    if (headerValue(req.headers[DRY_RUN_HEADER]) === '1') {
+      // natprox check: every check above passed; answer without registering anything.
+      const names = registration.names.join(', ');
+      writeRawResponse(
+        socket,
+        200,
+        granted
+          ? `natprox: dry run: the token is accepted and grants ${granted.join(', ')}; ${names} would be registered; nothing was registered`
+          : `natprox: dry run: this proxy has no clients: in its config, so any client may register any name; ${names} would be registered; nothing was registered`,
+        {
+          [DRY_RUN_HEADER]: 'ok',
+          [GRANTS_HEADER]: granted ? granted.join(', ') : '*',
+          [CLIENT_AUTH_HEADER]: granted ? 'token' : 'none',
+        },
       );
       return;
     }
@@ -173,4 +196,20 @@ export function writeRawResponse(
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * Answers a plain GET of the tunnel path: a client asked for an upgrade, but the Upgrade and
+ * Connection headers were lost on the way, which a reverse proxy does unless told otherwise.
+ */
+export function sendUpgradeRequired(res: ServerResponse): void {
+  sendText(
+    res,
+    426,
+    `natprox: the tunnel needs "Upgrade: ${TUNNEL_UPGRADE_TOKEN}" and "Connection: Upgrade", and this request arrived without them: a reverse proxy on the way drops them. nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; (Caddy's reverse_proxy passes upgrades as it is)`,
+    {
+      code: 'NATPROX_BAD_REQUEST',
+      headers: { upgrade: TUNNEL_UPGRADE_TOKEN, connection: 'Upgrade' },
+    },
+  );
 }

@@ -7,6 +7,17 @@ export const TUNNEL_UPGRADE_TOKEN = 'natprox-h2';
 /** Request header carrying the registration (base64url of JSON) on the upgrade request. */
 export const REGISTRATION_HEADER = 'x-natprox-registration';
 
+/**
+ * `natprox check` sends the upgrade request with this header set to "1": the proxy runs every
+ * check it runs for a real tunnel and, when all pass, answers 200 with this header set to
+ * "ok" instead of 101, registering nothing.
+ */
+export const DRY_RUN_HEADER = 'x-natprox-dry-run';
+/** On a dry-run answer: the name patterns the token grants, comma-separated ("*" for any). */
+export const GRANTS_HEADER = 'x-natprox-grants';
+/** On a dry-run answer: "token" when the proxy checks client tokens, "none" without clients:. */
+export const CLIENT_AUTH_HEADER = 'x-natprox-client-auth';
+
 /** Headers natprox adds between proxy and client; stripped before anything reaches a target. */
 export const INTERNAL_HEADER_PREFIX = 'x-natprox-';
 export const DEADLINE_HEADER = 'x-natprox-deadline-ms';

@@ -1,0 +1,208 @@
+/**
+ * `natprox config prometheus|home` prints configuration that Debian's promtool (package
+ * prometheus) accepts as a whole prometheus.yml. Runs the single-file build with plain node.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { createTestCa, type TestCa } from '../test/helpers/tls-fixtures.js';
+import { requireDebianBinaries } from './helpers/debian-binaries.js';
+import { buildSingleFile } from './helpers/single-file.js';
+
+interface Job {
+  job_name: string;
+  honor_labels?: boolean;
+  metrics_path?: string;
+  params?: Record<string, string[]>;
+  proxy_url?: string;
+  tls_config?: { ca_file: string };
+  static_configs?: Array<{ targets: string[] }>;
+  http_sd_configs?: Array<{
+    url: string;
+    basic_auth?: { username: string; password: string };
+    tls_config?: { ca_file: string };
+  }>;
+  relabel_configs?: Array<Record<string, unknown>>;
+}
+
+interface PrometheusYaml {
+  global?: { external_labels?: Record<string, string> };
+  scrape_configs: Job[];
+}
+
+describe('natprox config', () => {
+  let promtool = '';
+  let dir = '';
+  let bundle = '';
+  let ca: TestCa | undefined;
+
+  before(() => {
+    // Fails (never skips) naming the Debian package when promtool is missing.
+    promtool = requireDebianBinaries(['promtool']).promtool;
+    dir = mkdtempSync(join(tmpdir(), 'natprox-config-'));
+    mkdirSync(join(dir, 'bin'));
+    bundle = buildSingleFile(join(dir, 'bin'));
+    ca = createTestCa();
+  });
+
+  after(() => {
+    ca?.remove();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function natprox(args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const result = spawnSync(process.execPath, [bundle, ...args], { encoding: 'utf8' });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  /** Writes `text` as prometheus.yml and runs `promtool check config` on it. */
+  function promtoolAccepts(text: string, name: string): void {
+    const file = join(dir, `${name}.yml`);
+    writeFileSync(file, text);
+    try {
+      execFileSync(promtool, ['check', 'config', file], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (err) {
+      const { stdout, stderr } = err as { stdout?: string; stderr?: string };
+      assert.fail(
+        `promtool check config rejected ${name}:\n${stdout ?? ''}${stderr ?? ''}\n${text}`,
+      );
+    }
+  }
+
+  it('prometheus: the federate job and the /clients http_sd job pass promtool', () => {
+    assert.ok(ca);
+    const { code, stdout, stderr } = natprox([
+      'config',
+      'prometheus',
+      '--proxy-url',
+      'https://prometheus:s3cr%40t@vps.example:8443',
+      '--name',
+      'raspberrypi',
+      '--name',
+      'home-2',
+      '--port',
+      '9090',
+      '--match',
+      '{job="node"}',
+      '--match',
+      '{__name__=~"home:.+"}',
+      '--ca-file',
+      ca.certFile,
+      '--http-sd',
+    ]);
+    assert.equal(code, 0, stderr);
+    promtoolAccepts(stdout, 'vps-full');
+    const config = parse(stdout) as PrometheusYaml;
+    const [federate, sd] = config.scrape_configs;
+    assert.deepEqual(federate, {
+      job_name: 'federate',
+      honor_labels: true,
+      metrics_path: '/federate',
+      params: { 'match[]': ['{job="node"}', '{__name__=~"home:.+"}'] },
+      proxy_url: 'https://prometheus:s3cr%40t@vps.example:8443/',
+      tls_config: { ca_file: ca.certFile },
+      static_configs: [{ targets: ['raspberrypi:9090', 'home-2:9090'] }],
+    });
+    assert.equal(sd?.job_name, 'natprox');
+    assert.equal(sd?.proxy_url, 'https://prometheus:s3cr%40t@vps.example:8443/');
+    assert.deepEqual(sd?.http_sd_configs, [
+      {
+        url: 'https://vps.example:8443/clients',
+        basic_auth: { username: 'prometheus', password: 's3cr@t' },
+        tls_config: { ca_file: ca.certFile },
+      },
+    ]);
+    assert.deepEqual(sd?.relabel_configs, [
+      { source_labels: ['__address__'], regex: '.+:9090', action: 'drop' },
+    ]);
+  });
+
+  it('prometheus: the minimal form passes promtool and federates {job="node"}', () => {
+    const { code, stdout, stderr } = natprox([
+      'config',
+      'prometheus',
+      '--proxy-url',
+      'http://vps.example:8080',
+      '--name',
+      'raspberrypi',
+      '--port',
+      '9090',
+    ]);
+    assert.equal(code, 0, stderr);
+    promtoolAccepts(stdout, 'vps-minimal');
+    const config = parse(stdout) as PrometheusYaml;
+    assert.equal(config.scrape_configs.length, 1);
+    assert.deepEqual(config.scrape_configs[0]?.params, { 'match[]': ['{job="node"}'] });
+    assert.equal(config.scrape_configs[0]?.proxy_url, 'http://vps.example:8080/');
+    assert.match(stdout, /USER:PASSWORD@/, 'says where scraper credentials go');
+  });
+
+  it('home: external labels and the node_exporter job pass promtool', () => {
+    const { code, stdout, stderr } = natprox([
+      'config',
+      'home',
+      '--label',
+      'location=home',
+      '--label',
+      'site=flat 2',
+    ]);
+    assert.equal(code, 0, stderr);
+    promtoolAccepts(stdout, 'home');
+    const config = parse(stdout) as PrometheusYaml;
+    assert.deepEqual(config.global?.external_labels, { location: 'home', site: 'flat 2' });
+    assert.deepEqual(config.scrape_configs, [
+      { job_name: 'node', static_configs: [{ targets: ['localhost:9100'] }] },
+    ]);
+  });
+
+  it('says what is wrong, with exit code 2, for bad or missing flags', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ['config', 'prometheus', '--proxy-url', 'http://vps:8080', '--name', 'pi'],
+        /--port is required/,
+      ],
+      [['config', 'prometheus', '--name', 'pi', '--port', '9090'], /--proxy-url is required/],
+      [
+        [
+          'config',
+          'prometheus',
+          '--proxy-url',
+          'http://vps:8080',
+          '--name',
+          'Pi!',
+          '--port',
+          '9090',
+        ],
+        /--name: "Pi!" is not a valid name/,
+      ],
+      [
+        [
+          'config',
+          'prometheus',
+          '--proxy-url',
+          'http://vps:8080',
+          '--name',
+          'pi',
+          '--port',
+          '99999',
+        ],
+        /--port: expected a port between 1 and 65535/,
+      ],
+      [['config', 'home'], /--label is required/],
+      [['config', 'home', '--label', '__x=1'], /not a valid label name/],
+      [['config', 'grafana'], /unknown config "grafana"/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = natprox(args);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.match(stderr, message, args.join(' '));
+    }
+    const help = natprox(['config', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /complete\s+prometheus\.yml/);
+  });
+});

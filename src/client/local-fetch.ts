@@ -1,0 +1,155 @@
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import type { NatproxErrorCode } from '../errors.js';
+import { formatHostPort } from '../util/host-port.js';
+import type { Allowlist } from './allowlist.js';
+import type { ServeOutcome } from './client-events.js';
+import { SCHEME_PARAM, takeSchemeParam } from './scheme-param.js';
+
+/** One scrape to run against a local target, whatever transport brought it. */
+export interface LocalScrape {
+  name: string;
+  port: number;
+  method: string;
+  /**
+   * Path and query to fetch; the allowlist checks the path. A `_scheme=https` parameter
+   * (PushProx's convention) is taken off and makes the fetch https.
+   */
+  pathAndQuery: string;
+  /** End-to-end headers to send on; Host becomes `authority`. */
+  headers: OutgoingHttpHeaders;
+  /** NAME:PORT as the scraper addressed it, sent as Host. */
+  authority: string;
+  deadlineMs: number;
+}
+
+/** How a fetch ended before a response; the transport answers in its own way. */
+export interface LocalFetchHandlers {
+  /** Refused (name, allowlist) or failed (target down, deadline): natprox's own answer. */
+  refused(status: number, code: NatproxErrorCode, outcome: ServeOutcome, reason: string): void;
+  /** The requester went away before the target answered. */
+  cancelled(): void;
+  /** The target answered; the body streams and the deadline still runs. Call `done()` after. */
+  response(response: IncomingMessage): void;
+}
+
+/** One fetch in flight: its deadline keeps running until `done()`, `stop()` aborts it. */
+export interface LocalFetch {
+  /** Why the fetch was stopped, if it was. */
+  readonly stopped: 'deadline' | 'cancelled' | undefined;
+  /** Aborts the local request (and its body); idempotent. */
+  stop(why: 'deadline' | 'cancelled'): void;
+  /** The answer is relayed (or given up): clears the deadline. */
+  done(): void;
+}
+
+/**
+ * The transport-independent part of serving a scrape: checks the name and the allowlist,
+ * fetches the local target with the scrape's deadline, and reports how it went. Native
+ * tunnel streams and PushProx polls both use it, so both enforce the same allowlist.
+ */
+export class LocalTargets {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  /** For `_scheme=https`: certificates are verified (system CAs, NODE_EXTRA_CA_CERTS) for NAME. */
+  private readonly httpsAgent = new https.Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    maxFreeSockets: 32,
+  });
+  private readonly inFlight = new Set<LocalFetch>();
+
+  constructor(
+    private readonly names: ReadonlySet<string>,
+    private readonly allowlist: Allowlist,
+  ) {}
+
+  /** Aborts fetches still running (the grace period is over) and closes local connections. */
+  close(): void {
+    for (const fetch of this.inFlight) fetch.stop('cancelled');
+    this.agent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /** Starts the fetch, or refuses it through `handlers` (then returns undefined). */
+  fetch(scrape: LocalScrape, handlers: LocalFetchHandlers): LocalFetch | undefined {
+    const { scheme, pathAndQuery, invalid } = takeSchemeParam(scrape.pathAndQuery);
+    const path = pathAndQuery.split('?')[0] ?? '/';
+    if (invalid !== undefined) {
+      handlers.refused(
+        400,
+        'NATPROX_BAD_REQUEST',
+        'forbidden',
+        `${SCHEME_PARAM} must be http or https, got "${invalid}"`,
+      );
+      return undefined;
+    }
+    if (!this.names.has(scrape.name)) {
+      handlers.refused(
+        421,
+        'NATPROX_BAD_REQUEST',
+        'misdirected',
+        `this client does not serve "${scrape.name}"`,
+      );
+      return undefined;
+    }
+    const decision = this.allowlist.check(scrape.port, path);
+    if (!decision.allowed) {
+      handlers.refused(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
+      return undefined;
+    }
+    const { target } = decision;
+    const secure = scheme === 'https';
+    const where = `${secure ? 'https://' : ''}${formatHostPort(target.host, target.port)}${path}`;
+    const request = (secure ? https : http).request({
+      host: target.host,
+      port: target.port,
+      method: scrape.method,
+      path: pathAndQuery,
+      headers: { ...scrape.headers, host: scrape.authority },
+      agent: secure ? this.httpsAgent : this.agent,
+    });
+    let stopped: 'deadline' | 'cancelled' | undefined;
+    const deadline = setTimeout(() => fetch.stop('deadline'), scrape.deadlineMs);
+    const fetch: LocalFetch = {
+      get stopped() {
+        return stopped;
+      },
+      stop: (why) => {
+        if (stopped) return;
+        stopped = why;
+        request.destroy();
+      },
+      done: () => {
+        clearTimeout(deadline);
+        this.inFlight.delete(fetch);
+      },
+    };
+    this.inFlight.add(fetch);
+    request.once('error', (err: Error) => {
+      fetch.done();
+      if (stopped === 'cancelled') {
+        handlers.cancelled();
+        return;
+      }
+      if (stopped === 'deadline') {
+        handlers.refused(
+          504,
+          'NATPROX_SCRAPE_TIMEOUT',
+          'timeout',
+          `${where} did not answer within ${scrape.deadlineMs} ms`,
+        );
+        return;
+      }
+      const cause = (err as NodeJS.ErrnoException).code ?? err.message;
+      handlers.refused(
+        502,
+        'NATPROX_TARGET_FAILED',
+        'target_error',
+        `fetching ${where} failed: ${cause}`,
+      );
+    });
+    request.once('response', (response: IncomingMessage) => handlers.response(response));
+    request.end();
+    return fetch;
+  }
+}

@@ -1,0 +1,58 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { NatproxErrorCode } from '../errors.js';
+import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import type { PushedResponse } from './response-reader.js';
+
+/** The Go client's error text is one line; keep this much of it. */
+const MAX_ERROR_TEXT_BYTES = 4096;
+
+/** A pushed answer in the form the scrape handler relays. */
+export interface TranslatedResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+}
+
+/**
+ * True for the answers PushProx's Go client makes itself when a scrape fails on its side:
+ * a 500 that it builds without a protocol version, so the status line reads "HTTP/0.0".
+ * A target's own 500 always carries a real HTTP version and passes through untouched.
+ */
+export function isClientMadeError(response: PushedResponse): boolean {
+  return response.protocol === 'HTTP/0.0';
+}
+
+/**
+ * Turns the Go client's "500 + error text" into natprox's own answer, as a native client
+ * would have sent it: 504 when its local fetch timed out, 421 for a name it does not serve,
+ * 502 otherwise; the client's text is kept as the cause.
+ */
+export async function translateClientError(response: PushedResponse): Promise<TranslatedResponse> {
+  let text = '';
+  for await (const chunk of response.body) {
+    if (text.length < MAX_ERROR_TEXT_BYTES) text += (chunk as Buffer).toString('utf8');
+  }
+  text = text.slice(0, MAX_ERROR_TEXT_BYTES).trim();
+  const { status, code } = classify(text);
+  const body = Buffer.from(
+    `natprox: the PushProx client reported: ${text || 'an error without text'}\n`,
+  );
+  return {
+    status,
+    headers: {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(body.length),
+      [ERROR_CODE_HEADER]: code,
+    },
+    body: Readable.from([body]),
+  };
+}
+
+function classify(text: string): { status: number; code: NatproxErrorCode } {
+  if (/context deadline exceeded|Client\.Timeout|timeout/i.test(text)) {
+    return { status: 504, code: 'NATPROX_SCRAPE_TIMEOUT' };
+  }
+  if (/doesn't match client fqdn/i.test(text)) return { status: 421, code: 'NATPROX_BAD_REQUEST' };
+  return { status: 502, code: 'NATPROX_TARGET_FAILED' };
+}

@@ -1,0 +1,339 @@
+import type { ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { NatproxError } from '../errors.js';
+import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../proxy/client-session.js';
+import type { Registration } from '../tunnel/protocol.js';
+import { isClientMadeError, translateClientError } from './client-error.js';
+import type { PendingScrape, PendingScrapes } from './pending-scrapes.js';
+import { writeProxyRequest } from './request-writer.js';
+import type { PushedResponse } from './response-reader.js';
+import {
+  ID_HEADER,
+  REMAINING_TIMEOUT_HEADER,
+  SCRAPE_TIMEOUT_SECONDS_HEADER,
+} from './wire-format.js';
+
+export interface LongPollTimings {
+  /**
+   * A client with no poll waiting that polled within this long is still polling: it is
+   * between answering one poll and sending the next, and a scrape waits (within its own
+   * deadline) for that next poll. Past it, scrapes get 503 at once.
+   */
+  repollGraceMs: number;
+  /** With no poll for this long the client is gone: it leaves /clients. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_LONG_POLL_TIMINGS: LongPollTimings = {
+  repollGraceMs: 5_000,
+  idleTimeoutMs: 5 * 60_000,
+};
+
+/** A poll held open until a scrape is handed to it. */
+interface WaitingPoll {
+  res: ServerResponse;
+  stopWatching: () => void;
+}
+
+/** A scrape waiting for the next poll. */
+interface QueuedScrape {
+  request: ScrapeRequest;
+  signal: AbortSignal;
+  resolve: (response: ScrapeResponse) => void;
+  reject: (err: unknown) => void;
+  stopWatching: () => void;
+}
+
+/** Pushed headers that belong to PushProx's protocol, not to the target's answer. */
+const PROTOCOL_HEADERS = [ID_HEADER, REMAINING_TIMEOUT_HEADER, SCRAPE_TIMEOUT_SECONDS_HEADER];
+
+/**
+ * One PushProx client (one FQDN) as the proxy's routing sees it. It has no connection of
+ * its own: each scrape is handed out as the answer to one of its waiting polls and comes
+ * back as a push. Several waiting polls are all valid; a poll whose connection closed is
+ * dropped at once and never handed a scrape.
+ */
+export class LongPollSession implements ClientSession {
+  readonly id = randomUUID();
+  readonly transport = 'pushprox' as const;
+  readonly connectedAt = new Date();
+  readonly registration: Registration;
+  private remote: string;
+  private token: string | undefined;
+  private readonly polls: WaitingPoll[] = [];
+  private readonly queue: QueuedScrape[] = [];
+  private lastPollAt = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private closeReason: string | undefined;
+  private readonly closeListeners: Array<(reason: string) => void> = [];
+
+  constructor(
+    /** The FQDN as the client polled with it, case kept. */
+    readonly fqdn: string,
+    remoteAddress: string,
+    tokenSha256: string | undefined,
+    private readonly pending: PendingScrapes,
+    private readonly timings: LongPollTimings,
+  ) {
+    this.registration = {
+      names: [fqdn.toLowerCase()],
+      labels: {},
+      // A PushProx client does not say which ports it serves; /clients lists the bare name.
+      ports: [],
+      version: 'pushprox',
+    };
+    this.remote = remoteAddress;
+    this.token = tokenSha256;
+    this.armIdleTimer();
+  }
+
+  get remoteAddress(): string {
+    return this.remote;
+  }
+
+  get tokenSha256(): string | undefined {
+    return this.token;
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  /** Polls waiting now, for tests and the status page. */
+  get waitingPolls(): number {
+    return this.polls.length;
+  }
+
+  /** Takes a poll: answers it at once when a scrape waits, else holds it open. */
+  addPoll(res: ServerResponse, remoteAddress: string, tokenSha256: string | undefined): void {
+    this.remote = remoteAddress;
+    this.token = tokenSha256;
+    this.lastPollAt = Date.now();
+    this.disarmIdleTimer();
+    const queued = this.queue.shift();
+    if (queued) {
+      queued.stopWatching();
+      this.dispatch(queued, res);
+      this.afterPollEnded();
+      return;
+    }
+    const onClose = (): void => {
+      const index = this.polls.indexOf(poll);
+      if (index >= 0) this.polls.splice(index, 1);
+      this.afterPollEnded();
+    };
+    const poll: WaitingPoll = { res, stopWatching: () => res.off('close', onClose) };
+    res.once('close', onClose);
+    this.polls.push(poll);
+  }
+
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+    if (this.closed) {
+      return Promise.reject(
+        new NatproxError('NATPROX_CLIENT_LOST', `PushProx client is gone: ${this.closeReason}`),
+      );
+    }
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const queued: QueuedScrape = { request, signal, resolve, reject, stopWatching: () => {} };
+      const res = this.takePoll();
+      if (res) {
+        this.dispatch(queued, res);
+        this.afterPollEnded();
+        return;
+      }
+      const sincePollMs = Date.now() - this.lastPollAt;
+      if (sincePollMs > this.timings.repollGraceMs) {
+        reject(this.notPolling(sincePollMs));
+        return;
+      }
+      // Between two polls: wait for the next one, within the scrape's own deadline.
+      const onAbort = (): void => {
+        this.unqueue(queued);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      queued.stopWatching = () => signal.removeEventListener('abort', onAbort);
+      this.queue.push(queued);
+      this.armGraceTimer();
+    });
+  }
+
+  close(reason: string): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.disarmIdleTimer();
+    clearTimeout(this.graceTimer);
+    for (const poll of this.polls.splice(0)) {
+      poll.stopWatching();
+      if (!poll.res.headersSent && !poll.res.destroyed) {
+        poll.res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
+        poll.res.end(`natprox: ${reason}\n`);
+      }
+    }
+    for (const queued of this.queue.splice(0)) {
+      queued.stopWatching();
+      queued.reject(new NatproxError('NATPROX_CLIENT_LOST', `PushProx client is gone: ${reason}`));
+    }
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    if (this.closeReason !== undefined) listener(this.closeReason);
+    else this.closeListeners.push(listener);
+  }
+
+  /**
+   * The newest waiting poll whose connection is still open. Newest first: a poll that has
+   * waited long is the likeliest to sit on a connection a middlebox dropped without a word.
+   */
+  private takePoll(): ServerResponse | undefined {
+    while (this.polls.length > 0) {
+      const poll = this.polls.pop() as WaitingPoll;
+      poll.stopWatching();
+      const { res } = poll;
+      if (!res.destroyed && !res.headersSent && res.socket && !res.socket.destroyed) return res;
+    }
+    return undefined;
+  }
+
+  /** Answers `res` with the scrape and waits for its push. */
+  private dispatch(queued: QueuedScrape, res: ServerResponse): void {
+    const { request, signal } = queued;
+    const id = randomUUID();
+    let settled = false;
+    const cleanup = (): void => {
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      res.off('close', onPollLost);
+      this.pending.remove(entry);
+    };
+    const onAbort = (): void => {
+      if (settled) return;
+      cleanup();
+      queued.reject(signal.reason);
+    };
+    // The answer never left: the scrape goes back to the front of the queue for the next poll.
+    const onPollLost = (): void => {
+      if (settled || res.writableFinished) return;
+      cleanup();
+      this.requeue(queued);
+    };
+    const entry: PendingScrape = {
+      id,
+      name: request.name,
+      deliver: (pushed) => {
+        if (settled) {
+          pushed.body.destroy();
+          return;
+        }
+        cleanup();
+        this.lastPollAt = Date.now();
+        this.toScrapeResponse(pushed).then(queued.resolve, queued.reject);
+      },
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    res.once('close', onPollLost);
+    this.pending.add(entry);
+    const text = writeProxyRequest({
+      fqdn: this.fqdn,
+      port: request.port,
+      pathAndQuery: request.pathAndQuery,
+      headers: request.headers,
+      id,
+      timeoutSeconds: request.deadlineMs / 1000,
+    });
+    res.writeHead(200, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  private requeue(queued: QueuedScrape): void {
+    if (queued.signal.aborted) return;
+    const res = this.takePoll();
+    if (res) {
+      this.dispatch(queued, res);
+      this.afterPollEnded();
+      return;
+    }
+    const onAbort = (): void => {
+      this.unqueue(queued);
+      queued.reject(queued.signal.reason);
+    };
+    queued.signal.addEventListener('abort', onAbort, { once: true });
+    queued.stopWatching = () => queued.signal.removeEventListener('abort', onAbort);
+    this.queue.unshift(queued);
+    this.armGraceTimer();
+  }
+
+  private async toScrapeResponse(pushed: PushedResponse): Promise<ScrapeResponse> {
+    if (isClientMadeError(pushed)) {
+      const translated = await translateClientError(pushed);
+      return { ...translated, complete: () => true };
+    }
+    const headers = { ...pushed.headers };
+    for (const name of PROTOCOL_HEADERS) delete headers[name];
+    return {
+      status: pushed.status,
+      headers,
+      body: pushed.body,
+      complete: () => pushed.body.complete,
+    };
+  }
+
+  private unqueue(queued: QueuedScrape): void {
+    const index = this.queue.indexOf(queued);
+    if (index >= 0) this.queue.splice(index, 1);
+    queued.stopWatching();
+  }
+
+  private notPolling(sincePollMs: number): NatproxError {
+    return new NatproxError(
+      'NATPROX_NO_CLIENT',
+      `PushProx client "${this.fqdn}" has no poll waiting and has not polled for ${Math.round(sincePollMs)} ms; is it running and can it reach the proxy?`,
+    );
+  }
+
+  /** Scrapes still queued when the grace runs out were waiting for a client that stopped. */
+  private armGraceTimer(): void {
+    if (this.graceTimer !== undefined) return;
+    const waitMs = Math.max(0, this.lastPollAt + this.timings.repollGraceMs - Date.now());
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      const sincePollMs = Date.now() - this.lastPollAt;
+      if (sincePollMs < this.timings.repollGraceMs) {
+        if (this.queue.length > 0) this.armGraceTimer();
+        return;
+      }
+      for (const queued of this.queue.splice(0)) {
+        queued.stopWatching();
+        queued.reject(this.notPolling(sincePollMs));
+      }
+    }, waitMs + 1);
+    this.graceTimer.unref();
+  }
+
+  private afterPollEnded(): void {
+    this.lastPollAt = Date.now();
+    if (this.polls.length === 0) this.armIdleTimer();
+  }
+
+  private armIdleTimer(): void {
+    this.disarmIdleTimer();
+    if (this.closed) return;
+    this.idleTimer = setTimeout(() => {
+      if (this.polls.length === 0) {
+        this.close(`no poll for ${Math.round(this.timings.idleTimeoutMs / 1000)} s`);
+      }
+    }, this.timings.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private disarmIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+}

@@ -1,0 +1,243 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientGrant } from '../auth/client-tokens.js';
+import { sendText } from '../proxy/plain-response.js';
+import type { ProxyEvents } from '../proxy/proxy-events.js';
+import type { SessionRegistry } from '../proxy/session-registry.js';
+import { remoteOf } from '../proxy/tunnel-endpoint.js';
+import { validateName } from '../tunnel/protocol.js';
+import { authorizeLongPoll } from './long-poll-auth.js';
+import {
+  DEFAULT_LONG_POLL_TIMINGS,
+  LongPollSession,
+  type LongPollTimings,
+} from './long-poll-session.js';
+import { PendingScrapes } from './pending-scrapes.js';
+import { readPushedResponse, type PushedResponse } from './response-reader.js';
+import { ID_HEADER, MAX_HEAD_BYTES, MAX_POLL_BODY_BYTES } from './wire-format.js';
+
+/** What a poll is checked against; a config reload replaces it. */
+export interface LongPollPolicy {
+  clientGrants: readonly ClientGrant[] | undefined;
+  maxClients: number;
+}
+
+export interface PollEndpointOptions {
+  registry: SessionRegistry;
+  events: ProxyEvents;
+  policy: () => LongPollPolicy;
+  timings?: Partial<LongPollTimings> | undefined;
+}
+
+export const POLL_PATH = '/poll';
+export const PUSH_PATH = '/push';
+
+/**
+ * PushProx's long-poll protocol on the proxy's listener, so existing PushProx clients work
+ * unchanged: `POST /poll` (body: the client's FQDN) waits for a scrape and answers with it;
+ * `POST /push` (body: the serialised response, with the scrape's Id) answers the scraper.
+ * Each FQDN is one LongPollSession in the same registry as native tunnels.
+ */
+export class PollEndpoint {
+  private readonly sessions = new Map<string, LongPollSession>();
+  private readonly pending = new PendingScrapes();
+  private readonly timings: LongPollTimings;
+
+  constructor(private readonly options: PollEndpointOptions) {
+    this.timings = { ...DEFAULT_LONG_POLL_TIMINGS, ...options.timings };
+  }
+
+  /** Scrapes handed out and not yet pushed (or ended), for tests. */
+  get pendingScrapes(): number {
+    return this.pending.size;
+  }
+
+  /** The session serving `name` through PushProx, if any. */
+  session(name: string): LongPollSession | undefined {
+    return this.sessions.get(name.toLowerCase());
+  }
+
+  handle(path: string, req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') {
+      sendText(res, 405, `natprox: ${path} is PushProx's long-poll endpoint and takes POST`, {
+        code: 'NATPROX_BAD_REQUEST',
+        headers: { allow: 'POST' },
+      });
+      return;
+    }
+    if (path === POLL_PATH) this.poll(req, res);
+    else this.push(req, res);
+  }
+
+  private poll(req: IncomingMessage, res: ServerResponse): void {
+    readSmallBody(req, MAX_POLL_BODY_BYTES).then(
+      (body) => this.startPoll(body.trim(), req, res),
+      (err: Error) =>
+        sendText(res, 413, `natprox: ${err.message}`, {
+          code: 'NATPROX_BAD_REQUEST',
+          headers: { connection: 'close' },
+        }),
+    );
+  }
+
+  private startPoll(fqdn: string, req: IncomingMessage, res: ServerResponse): void {
+    if (res.destroyed) return;
+    const remoteAddress = remoteOf(req);
+    const name = fqdn.toLowerCase();
+    const problem =
+      fqdn === '' ? 'the poll body must be the client FQDN; it was empty' : validateName(name);
+    if (problem) {
+      this.reject(res, remoteAddress, 400, `natprox: ${problem}`);
+      return;
+    }
+    const policy = this.options.policy();
+    const auth = authorizeLongPoll(policy.clientGrants, req.headers.authorization, name);
+    if (!auth.ok) {
+      this.reject(res, remoteAddress, auth.status, auth.reason);
+      return;
+    }
+    let session = this.sessions.get(name);
+    if (!session || session.closed) {
+      if (this.options.registry.size >= policy.maxClients) {
+        this.reject(
+          res,
+          remoteAddress,
+          503,
+          `natprox: the proxy has reached its limit of ${policy.maxClients} clients (max_clients)`,
+        );
+        return;
+      }
+      session = this.startSession(fqdn, remoteAddress, auth.tokenSha256);
+    }
+    session.addPoll(res, remoteAddress, auth.tokenSha256);
+  }
+
+  private startSession(
+    fqdn: string,
+    remoteAddress: string,
+    tokenSha256: string | undefined,
+  ): LongPollSession {
+    const session = new LongPollSession(
+      fqdn,
+      remoteAddress,
+      tokenSha256,
+      this.pending,
+      this.timings,
+    );
+    const name = session.registration.names[0] as string;
+    this.sessions.set(name, session);
+    this.options.registry.add(session);
+    this.options.events.emit('tunnelConnected', session);
+    session.onClose((reason) => {
+      if (this.sessions.get(name) === session) this.sessions.delete(name);
+      this.options.events.emit('tunnelDisconnected', session, reason);
+    });
+    return session;
+  }
+
+  private push(req: IncomingMessage, res: ServerResponse): void {
+    readPushedResponse(req, MAX_HEAD_BYTES).then(
+      (pushed) => this.deliverPush(pushed, req, res),
+      (err: Error) =>
+        sendText(res, 400, `natprox: cannot read the pushed response: ${err.message}`, {
+          code: 'NATPROX_BAD_REQUEST',
+        }),
+    );
+  }
+
+  private deliverPush(pushed: PushedResponse, req: IncomingMessage, res: ServerResponse): void {
+    const refuse = (status: number, reason: string, headers: Record<string, string> = {}): void => {
+      // Read and drop the rest of the body so the connection stays usable.
+      req.unpipe(pushed.body);
+      pushed.body.destroy();
+      req.resume();
+      sendText(res, status, reason, { code: 'NATPROX_BAD_REQUEST', headers });
+    };
+    const grants = this.options.policy().clientGrants;
+    const known = authorizeLongPoll(grants, req.headers.authorization, undefined);
+    if (!known.ok) {
+      this.options.events.emit('tunnelRejected', {
+        remoteAddress: remoteOf(req),
+        status: known.status,
+        reason: known.reason,
+      });
+      refuse(known.status, known.reason, { 'www-authenticate': 'Basic realm="natprox"' });
+      return;
+    }
+    const id = pushed.headers[ID_HEADER];
+    if (typeof id !== 'string' || id === '') {
+      refuse(
+        400,
+        'natprox: the pushed response has no Id header; it cannot be matched to a scrape',
+      );
+      return;
+    }
+    const scrape = this.pending.get(id);
+    if (!scrape) {
+      refuse(
+        404,
+        `natprox: no scrape with Id ${id.slice(0, 64)} is waiting: it finished, timed out or was cancelled, or the Id is wrong; this push changed nothing`,
+      );
+      return;
+    }
+    const auth = authorizeLongPoll(
+      this.options.policy().clientGrants,
+      req.headers.authorization,
+      scrape.name,
+    );
+    if (!auth.ok) {
+      this.options.events.emit('tunnelRejected', {
+        remoteAddress: remoteOf(req),
+        status: auth.status,
+        reason: auth.reason,
+      });
+      refuse(auth.status, auth.reason, { 'www-authenticate': 'Basic realm="natprox"' });
+      return;
+    }
+    // Answer the push once the body has gone to the scraper, or say why it did not.
+    const body = pushed.body;
+    let answered = false;
+    const answer = (status: number, text: string): void => {
+      if (answered) return;
+      answered = true;
+      if (status !== 200) {
+        req.unpipe(body);
+        req.resume();
+      }
+      sendText(res, status, text, status === 200 ? {} : { code: 'NATPROX_BAD_REQUEST' });
+    };
+    body.once('end', () => {
+      if (body.complete) answer(200, 'natprox: result delivered');
+      else answer(400, 'natprox: the pushed body ended before its declared end');
+    });
+    body.once('close', () =>
+      answer(
+        410,
+        'natprox: the scrape ended (scraper gone or deadline) before the whole body was relayed',
+      ),
+    );
+    scrape.deliver(pushed);
+  }
+
+  private reject(res: ServerResponse, remoteAddress: string, status: number, reason: string): void {
+    this.options.events.emit('tunnelRejected', { remoteAddress, status, reason });
+    sendText(res, status, reason, {
+      code: status === 401 || status === 403 ? 'NATPROX_UNAUTHORIZED' : 'NATPROX_BAD_REQUEST',
+      headers: status === 401 ? { 'www-authenticate': 'Basic realm="natprox"' } : {},
+    });
+  }
+}
+
+/** Reads a whole request body of at most `maxBytes`; a longer one is drained and refused. */
+function readSmallBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) chunks.push(chunk);
+      else reject(new Error(`the poll body must be one FQDN, at most ${maxBytes} bytes`));
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}

@@ -1,0 +1,197 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { ClientEvents, ServeOutcome } from '../client/client-events.js';
+import type { LocalFetch, LocalTargets } from '../client/local-fetch.js';
+import type { NatproxErrorCode } from '../errors.js';
+import { ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
+import { endToEndHeaders } from '../util/headers.js';
+import { relayBody } from '../util/relay-body.js';
+import type { ProxyHttp } from './proxy-http.js';
+import type { PolledRequest } from './request-reader.js';
+import { ChunkEncoder, writeResponseHead } from './response-writer.js';
+import { ID_HEADER } from './wire-format.js';
+
+/** Used when the proxy sent no timeout header: generous but finite. */
+const FALLBACK_DEADLINE_MS = 60_000;
+/** Longest part of the proxy's answer to a push kept for the log. */
+const MAX_ANSWER_TEXT = 300;
+
+/**
+ * Serves one scrape that arrived in a poll answer: the same name and allowlist checks and
+ * local fetch as native scrapes (LocalTargets), then the result pushed to the proxy as a
+ * serialised HTTP/1.1 response, its body streamed (chunked). natprox's own refusals go out
+ * with their real status (403, 502, 504) and reason, which a PushProx proxy passes on.
+ */
+export class PushExecutor {
+  constructor(
+    private readonly targets: LocalTargets,
+    private readonly proxy: ProxyHttp,
+    private readonly events: ClientEvents,
+  ) {}
+
+  /** Aborts local fetches still running and closes local connections. */
+  close(): void {
+    this.targets.close();
+  }
+
+  /** Resolves once the result is pushed, or the push failed (reported, never thrown). */
+  run(request: PolledRequest): Promise<void> {
+    const startedAt = performance.now();
+    const deadlineMs = request.timeoutMs ?? FALLBACK_DEADLINE_MS;
+    const deadlineAt = Date.now() + deadlineMs;
+    const { url } = request;
+    const name = url.hostname.toLowerCase();
+    const port = url.port === '' ? 80 : Number(url.port);
+    let bytes = 0;
+    return new Promise<void>((resolve) => {
+      let reported = false;
+      const report = (outcome: ServeOutcome, status: number, reason?: string): void => {
+        if (reported) return;
+        reported = true;
+        this.events.emit('scrapeServed', {
+          name,
+          port,
+          path: url.pathname,
+          outcome,
+          status,
+          durationMs: performance.now() - startedAt,
+          bytes,
+          ...(reason ? { reason } : {}),
+        });
+        resolve();
+      };
+      const remainingSeconds = (): number => (deadlineAt - Date.now()) / 1000;
+      /** Sends the push and reports `outcome` once the proxy took it. */
+      const awaitPush = (
+        push: ClientRequest,
+        outcome: ServeOutcome,
+        status: number,
+        reason?: string,
+      ) => {
+        push.setTimeout(Math.max(1000, deadlineAt - Date.now() + 1000), () =>
+          push.destroy(new Error('the proxy did not take the push in time')),
+        );
+        push.once('error', (err) => report('push_failed', status, `push failed: ${err.message}`));
+        push.once('response', (answer: IncomingMessage) => {
+          readText(answer).then(
+            (text) => {
+              const code = answer.statusCode ?? 0;
+              if (code >= 200 && code < 300) report(outcome, status, reason);
+              else
+                report(
+                  'push_failed',
+                  status,
+                  `the proxy answered the push with HTTP ${code}: ${text}`,
+                );
+            },
+            () => report('push_failed', status, 'the proxy answer to the push broke off'),
+          );
+        });
+      };
+      const pushRefusal = (
+        status: number,
+        code: NatproxErrorCode,
+        outcome: ServeOutcome,
+        reason: string,
+      ): void => {
+        const body = Buffer.from(`natprox client: ${reason}\n`);
+        const head = writeResponseHead({
+          status,
+          headers: { 'content-type': 'text/plain; charset=utf-8', [ERROR_CODE_HEADER]: code },
+          id: request.id,
+          remainingSeconds: remainingSeconds(),
+          contentLength: body.length,
+        });
+        this.proxy.post('push', {}).then(
+          (push) => {
+            awaitPush(push, outcome, status, reason);
+            push.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+          },
+          (err: Error) => report('push_failed', status, `push failed: ${err.message}`),
+        );
+      };
+      const pushResponse = (response: IncomingMessage, fetch: LocalFetch): void => {
+        const status = response.statusCode ?? 502;
+        const declared = response.headers['content-length'];
+        const contentLength =
+          declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+        const head = writeResponseHead({
+          status,
+          headers: endToEndHeaders(response.headers),
+          id: request.id,
+          remainingSeconds: remainingSeconds(),
+          contentLength,
+        });
+        this.proxy.post('push', {}).then(
+          (push) => {
+            awaitPush(push, 'ok', status);
+            push.write(head, 'latin1');
+            const encoder = contentLength === undefined ? new ChunkEncoder() : undefined;
+            if (encoder) encoder.pipe(push);
+            relayBody(
+              response,
+              encoder ?? push,
+              {
+                endedCleanly: () => response.complete,
+                inspect: (chunk) => {
+                  bytes += chunk.length;
+                  return undefined;
+                },
+                // A body cut off must reach the proxy as a broken push, never as a short one.
+                abortDestination: (err) => {
+                  encoder?.destroy();
+                  push.destroy(err);
+                },
+              },
+              (err) => {
+                fetch.done();
+                if (!err) return;
+                const outcome: ServeOutcome =
+                  fetch.stopped === 'deadline' ? 'timeout' : 'target_error';
+                report(outcome, status, `body cut off: ${err.message}`);
+              },
+            );
+          },
+          (err: Error) => {
+            fetch.done();
+            response.destroy();
+            report('push_failed', status, `push failed: ${err.message}`);
+          },
+        );
+      };
+
+      const fetch = this.targets.fetch(
+        {
+          name,
+          port,
+          method: request.method,
+          pathAndQuery: `${url.pathname}${url.search}`,
+          headers: withoutId(endToEndHeaders(request.headers, [INTERNAL_HEADER_PREFIX])),
+          authority: url.host,
+          deadlineMs,
+        },
+        {
+          refused: (status, code, outcome, reason) => pushRefusal(status, code, outcome, reason),
+          cancelled: () => report('cancelled', 0, 'the client is shutting down'),
+          response: (response) => {
+            if (fetch) pushResponse(response, fetch);
+            else response.destroy();
+          },
+        },
+      );
+    });
+  }
+}
+
+function withoutId<T extends Record<string, unknown>>(headers: T): T {
+  const copy = { ...headers };
+  delete copy[ID_HEADER];
+  return copy;
+}
+
+async function readText(answer: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of answer) {
+    if (text.length < MAX_ANSWER_TEXT) text += (chunk as Buffer).toString('utf8');
+  }
+  return text.slice(0, MAX_ANSWER_TEXT).trim();
+}

@@ -1,0 +1,224 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff, type BackoffOptions } from '../client/backoff.js';
+import type { ClientEvents, ConnectionState } from '../client/client-events.js';
+import type { ClientTransport } from '../client/client-transport.js';
+import { errorMessage, NatproxError } from '../errors.js';
+import type { PushExecutor } from './push-executor.js';
+import type { ProxyHttp } from './proxy-http.js';
+import { readPolledRequest, type PolledRequest } from './request-reader.js';
+import { MAX_HEAD_BYTES } from './wire-format.js';
+
+export interface PushProxTransportOptions {
+  /** The FQDN polled with: the name scrapes address. */
+  name: string;
+  proxy: ProxyHttp;
+  executor: PushExecutor;
+  events: ClientEvents;
+  backoff: BackoffOptions;
+  /**
+   * A poll gets no answer until there is a scrape; one the proxy has held this long without
+   * refusing it counts as accepted, and the client as connected.
+   */
+  acceptedAfterMs?: number;
+}
+
+const DEFAULT_ACCEPTED_AFTER_MS = 500;
+/** Longest part of a refused poll's answer kept for the log. */
+const MAX_REFUSAL_TEXT = 200;
+
+/**
+ * The client side of PushProx: keeps exactly one poll outstanding (a PushProx proxy answers
+ * an older waiting poll for the same name with 408 when a newer one arrives, so two would
+ * knock each other out), re-polls the moment a scrape arrives while the scrape runs in the
+ * background, and backs off on errors. A poll's status is checked before its body is read
+ * as a request: a load balancer's HTML 504 is logged and retried, never parsed.
+ */
+export class PushProxClientTransport implements ClientTransport {
+  private stateValue: ConnectionState = { state: 'connecting', attempt: 1 };
+  private readonly stopped = new AbortController();
+  private loop: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly options: PushProxTransportOptions) {}
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** Scrapes being served now. */
+  get activeScrapes(): number {
+    return this.inFlight.size;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stopped.abort();
+    await this.loop;
+    const all = Promise.all([...this.inFlight]);
+    await Promise.race([all, sleep(graceMs, undefined, { ref: false })]);
+    this.options.executor.close();
+    this.options.proxy.close();
+    this.setState({ state: 'closed' });
+  }
+
+  private async run(): Promise<void> {
+    const backoff = new Backoff(this.options.backoff);
+    let attempt = 1;
+    while (!this.stopped.signal.aborted) {
+      if (this.stateValue.state !== 'connected') this.setState({ state: 'connecting', attempt });
+      try {
+        const request = await this.poll();
+        backoff.reset();
+        attempt = 1;
+        this.markConnected();
+        const job: Promise<void> = this.options.executor
+          .run(request)
+          .finally(() => this.inFlight.delete(job));
+        this.inFlight.add(job);
+      } catch (err) {
+        if (this.stopped.signal.aborted) return;
+        attempt += 1;
+        const delayMs = backoff.next();
+        this.setState({ state: 'reconnecting', attempt, delayMs, lastError: errorMessage(err) });
+        try {
+          await sleep(delayMs, undefined, { signal: this.stopped.signal });
+        } catch {
+          return;
+        }
+      }
+    }
+  }
+
+  /** One poll: resolves with the scrape it brought, rejects with what went wrong. */
+  private async poll(): Promise<PolledRequest> {
+    const where = this.options.proxy.urlOf('poll').href;
+    let req: ClientRequest;
+    try {
+      req = await this.options.proxy.post('poll', { 'content-type': 'text/plain; charset=utf-8' });
+    } catch (err) {
+      throw new NatproxError(
+        'NATPROX_TUNNEL_FAILED',
+        `poll to ${where} failed: ${errorMessage(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const signal = this.stopped.signal;
+      let acceptedTimer: NodeJS.Timeout | undefined;
+      const onStop = (): void => {
+        req.destroy();
+      };
+      const settle = (): void => {
+        clearTimeout(acceptedTimer);
+        signal.removeEventListener('abort', onStop);
+      };
+      signal.addEventListener('abort', onStop, { once: true });
+      req.once('finish', () => {
+        acceptedTimer = setTimeout(
+          () => this.markConnected(),
+          this.options.acceptedAfterMs ?? DEFAULT_ACCEPTED_AFTER_MS,
+        );
+        acceptedTimer.unref();
+      });
+      req.once('error', (err) => {
+        settle();
+        reject(
+          new NatproxError('NATPROX_TUNNEL_FAILED', `poll to ${where} failed: ${err.message}`, {
+            cause: err,
+          }),
+        );
+      });
+      req.once('response', (res: IncomingMessage) => {
+        // An error page is read only in part, to say what it was.
+        readBounded(res, MAX_HEAD_BYTES, res.statusCode !== 200).then(
+          (body) => {
+            settle();
+            if (res.statusCode !== 200) {
+              reject(pollRefused(where, res, body));
+              return;
+            }
+            const request = readPolledRequest(body);
+            if (typeof request === 'string') {
+              reject(new NatproxError('NATPROX_TUNNEL_FAILED', `poll to ${where}: ${request}`));
+              return;
+            }
+            resolve(request);
+          },
+          (err: Error) => {
+            settle();
+            reject(new NatproxError('NATPROX_TUNNEL_FAILED', `poll to ${where}: ${err.message}`));
+          },
+        );
+      });
+      req.end(this.options.name);
+    });
+  }
+
+  private markConnected(): void {
+    if (this.stateValue.state === 'connected' || this.stopped.signal.aborted) return;
+    this.setState({ state: 'connected', since: new Date() });
+  }
+
+  private setState(state: ConnectionState): void {
+    this.stateValue = state;
+    this.options.events.emit('state', state);
+  }
+}
+
+/** Why a poll was answered with something other than a scrape, with what to check. */
+function pollRefused(where: string, res: IncomingMessage, body: Buffer): NatproxError {
+  const status = res.statusCode ?? 0;
+  const type = String(res.headers['content-type'] ?? 'no content type');
+  const text = body
+    .toString('utf8')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, MAX_REFUSAL_TEXT);
+  const hint =
+    status === 408
+      ? ' (the proxy took a newer poll for this name: is another client polling with the same --name?)'
+      : status === 401 || status === 403
+        ? ' (check --token-file, or the user info in --proxy-url)'
+        : status === 502 || status === 504
+          ? ' (an intermediary cut the poll off; a load balancer idle timeout shorter than the wait for a scrape does this)'
+          : '';
+  return new NatproxError(
+    'NATPROX_TUNNEL_FAILED',
+    `poll to ${where} answered HTTP ${status} ${res.statusMessage ?? ''} (${type}): ${text || 'no body'}${hint}`,
+  );
+}
+
+/** The whole body, at most `maxBytes`; a longer one rejects. */
+function readBounded(res: IncomingMessage, maxBytes: number, truncate: boolean): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        res.destroy();
+        if (truncate) {
+          resolve(Buffer.concat(chunks));
+          return;
+        }
+        reject(
+          new Error(`the poll answer is over ${maxBytes} bytes; a scrape request is much smaller`),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    });
+    res.once('end', () => resolve(Buffer.concat(chunks)));
+    res.once('error', reject);
+    res.once('close', () => {
+      if (!res.complete) reject(new Error('the poll answer broke off'));
+    });
+  });
+}
