@@ -34,6 +34,11 @@ describe('Grafana dashboards in deploy/grafana', () => {
     });
   }
 
+  it('the natprox dashboard filters by proxy instance, location and client', () => {
+    const names = readDashboard(DASHBOARDS[0] as string).templating.list.map((v) => v.name);
+    assert.deepEqual(names, ['instance', 'location', 'client']);
+  });
+
   it('the home network dashboard filters by location and instance', () => {
     const names = readDashboard(DASHBOARDS[1] as string).templating.list.map((v) => v.name);
     assert.deepEqual(names, ['location', 'instance']);

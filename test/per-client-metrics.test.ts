@@ -17,6 +17,7 @@ describe('per-client metrics on the proxy', () => {
     const client = await startClient(after, {
       proxyUrl: new URL(url),
       names: ['home-1'],
+      labels: { location: 'home' },
       allow: [{ host: '127.0.0.1', port: target.port }],
     });
     assert.equal((await scrapeThrough(port, `http://home-1:${target.port}/m`)).status, 200);
@@ -33,6 +34,10 @@ describe('per-client metrics on the proxy', () => {
     );
     assert.ok((value('natprox_client_relayed_bytes_total', { name: 'home-1' }) ?? 0) >= 100);
     assert.equal(value('natprox_client_connects_total', { name: 'home-1' }), 1);
+    assert.equal(
+      value('natprox_client_label', { name: 'home-1', label: 'location', value: 'home' }),
+      1,
+    );
     assert.doesNotMatch(text, /name="nobody"/, 'unknown names create no series');
 
     await client.stop(0);

@@ -24,6 +24,20 @@ export function registerPerClientMetrics(
       }
     },
   });
+  new Gauge({
+    name: 'natprox_client_label',
+    help: 'One series (value 1) per label a connected client registered, e.g. label="location", value="home": join on name to filter dashboards by location.',
+    labelNames: ['name', 'label', 'value'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { name, session } of sessions.servedNames()) {
+        for (const [label, value] of Object.entries(session.registration.labels)) {
+          this.set({ name, label, value }, 1);
+        }
+      }
+    },
+  });
   const scrapes = new Counter({
     name: 'natprox_client_scrapes_total',
     help: 'Scrapes relayed to a connected client, by name and how they ended.',
