@@ -74,6 +74,9 @@ limits:
   max_clients: 50
   max_streams_per_client: 10
   max_names_per_client: 4
+long_poll:
+  repoll_grace: 2s
+  idle_timeout: 10m
 `;
 
 describe('proxy config file', () => {
@@ -90,6 +93,7 @@ describe('proxy config file', () => {
         scrapers: [{ username: 'prometheus', passwordSha256: HASH_B }, { bearerSha256: HASH_C }],
         operators: [{ bearerSha256: HASH_C }],
         limits: { maxClients: 50, maxStreamsPerClient: 10, maxNamesPerClient: 4 },
+        longPoll: { repollGraceMs: 2000, idleTimeoutMs: 600_000 },
         heartbeat: DEFAULT_HEARTBEAT,
       },
       shutdownGraceMs: 500,
@@ -108,6 +112,7 @@ describe('proxy config file', () => {
         scrapers: undefined,
         operators: undefined,
         limits: {},
+        longPoll: {},
         heartbeat: DEFAULT_HEARTBEAT,
       },
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,

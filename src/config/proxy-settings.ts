@@ -114,6 +114,10 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
           ? { maxResponseBytes: file.limits.max_response_bytes }
           : {}),
       },
+      longPoll: {
+        ...(file.long_poll?.repoll_grace ? { repollGraceMs: file.long_poll.repoll_grace } : {}),
+        ...(file.long_poll?.idle_timeout ? { idleTimeoutMs: file.long_poll.idle_timeout } : {}),
+      },
       heartbeat: heartbeatIntervalMs
         ? { ...DEFAULT_HEARTBEAT, intervalMs: heartbeatIntervalMs }
         : DEFAULT_HEARTBEAT,

@@ -84,6 +84,10 @@ export const proxyFileSchema = z
       .optional(),
     scrapers: z.array(credential).optional(),
     operators: z.array(credential).optional(),
+    long_poll: z
+      .object({ repoll_grace: duration.optional(), idle_timeout: duration.optional() })
+      .strict()
+      .optional(),
     limits: z
       .object({
         max_clients: positiveInt.optional(),
@@ -115,9 +119,30 @@ const allowEntry = z.union(
   { error: 'expected PORT, "HOST:PORT" or {host, port, paths}' },
 );
 
+const tlsFingerprint = z
+  .string({ error: 'expected a SHA-256 fingerprint' })
+  .refine((text) => normalizeFingerprint(text) !== undefined, {
+    message: 'expected a SHA-256 fingerprint: 64 hex digits, with or without colons',
+  });
+
+/** One proxy of several; token_file, ca_file and tls_fingerprint default to the top-level ones. */
+const proxyEntry = z
+  .object({
+    url: z.string({ error: 'expected the proxy URL, e.g. https://vps.example:8443' }),
+    token_file: filePath.optional(),
+    ca_file: filePath.optional(),
+    tls_fingerprint: tlsFingerprint.optional(),
+  })
+  .strict();
+
 export const clientFileSchema = z
   .object({
     proxy_url: z.string().optional(),
+    proxies: z
+      .array(proxyEntry, { error: 'expected a list of {url, token_file, ca_file, tls_fingerprint}' })
+      .min(1, 'expected at least one proxy')
+      .optional(),
+    connect_all_addresses: z.boolean({ error: 'expected true or false' }).optional(),
     transport: z
       .enum(['native', 'pushprox'], { error: 'expected "native" or "pushprox"' })
       .optional(),
@@ -134,12 +159,7 @@ export const clientFileSchema = z
       .optional(),
     token_file: filePath.optional(),
     ca_file: filePath.optional(),
-    tls_fingerprint: z
-      .string({ error: 'expected a SHA-256 fingerprint' })
-      .refine((text) => normalizeFingerprint(text) !== undefined, {
-        message: 'expected a SHA-256 fingerprint: 64 hex digits, with or without colons',
-      })
-      .optional(),
+    tls_fingerprint: tlsFingerprint.optional(),
     metrics_listen: hostPort.optional(),
     shutdown_grace: duration.optional(),
   })
@@ -147,3 +167,4 @@ export const clientFileSchema = z
 
 export type ClientFile = z.infer<typeof clientFileSchema>;
 export type AllowEntry = z.infer<typeof allowEntry>;
+export type ProxyEntry = z.infer<typeof proxyEntry>;

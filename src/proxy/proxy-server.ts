@@ -256,6 +256,7 @@ export class NatproxProxy {
   async shutdown(graceMs: number): Promise<void> {
     this.draining = true;
     this.tunnels.stopAccepting();
+    this.longPolls.stopAccepting();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const deadline = Date.now() + graceMs;

@@ -41,9 +41,15 @@ export class PollEndpoint {
   private readonly sessions = new Map<string, LongPollSession>();
   private readonly pending = new PendingScrapes();
   private readonly timings: LongPollTimings;
+  private accepting = true;
 
   constructor(private readonly options: PollEndpointOptions) {
     this.timings = { ...DEFAULT_LONG_POLL_TIMINGS, ...options.timings };
+  }
+
+  /** Shutting down: new polls get 503 so clients move on; pushes still finish. */
+  stopAccepting(): void {
+    this.accepting = false;
   }
 
   /** Scrapes handed out and not yet pushed (or ended), for tests. */
@@ -64,8 +70,16 @@ export class PollEndpoint {
       });
       return;
     }
-    if (path === POLL_PATH) this.poll(req, res);
-    else this.push(req, res);
+    if (path === POLL_PATH) {
+      if (!this.accepting) {
+        sendText(res, 503, 'natprox: the proxy is shutting down; poll again shortly', {
+          code: 'NATPROX_NO_CLIENT',
+          headers: { 'retry-after': '1' },
+        });
+        return;
+      }
+      this.poll(req, res);
+    } else this.push(req, res);
   }
 
   private poll(req: IncomingMessage, res: ServerResponse): void {
