@@ -18,30 +18,7 @@ import {
   type NatproxProcess,
   type ScrapeResult,
 } from './helpers/loopback.js';
-
-interface LogRecord {
-  msg: string;
-  time: number;
-  [field: string]: unknown;
-}
-
-/** The process's JSON log lines, parsed (other output is skipped). */
-function records(proc: NatproxProcess): LogRecord[] {
-  const out: LogRecord[] = [];
-  for (const line of proc.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as LogRecord);
-    } catch {
-      // a line still being written
-    }
-  }
-  return out;
-}
-
-function count(proc: NatproxProcess, msg: string): number {
-  return records(proc).filter((record) => record.msg === msg).length;
-}
+import { records, type LogRecord, count } from './helpers/log-records.js';
 
 /** Waits until the process has logged `msg` at least `n` times; returns the n-th record. */
 async function waitForRecord(

@@ -27,6 +27,7 @@ import {
   within,
   type NatproxProcess,
 } from './helpers/loopback.js';
+import { records, type LogRecord } from './helpers/log-records.js';
 import { connectThrough, tunnelAttempt } from './helpers/raw-http.js';
 
 function sha256(text: string): string {
@@ -429,24 +430,6 @@ describe('natprox token and natprox hash-password', { concurrency: true }, () =>
     assert.equal(empty.code, 2, empty.stdout);
   });
 });
-
-interface LogRecord {
-  msg: string;
-  [field: string]: unknown;
-}
-
-function records(proc: NatproxProcess): LogRecord[] {
-  const out: LogRecord[] = [];
-  for (const line of proc.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as LogRecord);
-    } catch {
-      // a line still being written
-    }
-  }
-  return out;
-}
 
 async function waitForRecord(
   proc: NatproxProcess,

@@ -22,6 +22,7 @@ import {
   within,
   type NatproxProcess,
 } from './helpers/loopback.js';
+import { records, type LogRecord, count } from './helpers/log-records.js';
 import {
   connectThrough,
   httpsGetOver,
@@ -289,28 +290,6 @@ describe('CONNECT: https targets end to end', () => {
     assert.deepEqual(outcomes, ['forbidden', 'forbidden']);
   });
 });
-
-interface LogRecord {
-  msg: string;
-  [field: string]: unknown;
-}
-
-function records(proc: NatproxProcess): LogRecord[] {
-  const out: LogRecord[] = [];
-  for (const line of proc.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as LogRecord);
-    } catch {
-      // a line still being written
-    }
-  }
-  return out;
-}
-
-function count(proc: NatproxProcess, msg: string): number {
-  return records(proc).filter((record) => record.msg === msg).length;
-}
 
 async function waitForCount(
   proc: NatproxProcess,

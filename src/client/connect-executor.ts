@@ -3,8 +3,9 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { formatHostPort } from '../util/host-port.js';
 import { DEADLINE_HEADER } from '../tunnel/protocol.js';
 import type { Allowlist } from './allowlist.js';
-import type { ClientEvents, ServeOutcome } from './client-events.js';
+import type { ClientEvents } from './client-events.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
+import { servedReporter } from './served-reporter.js';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -26,21 +27,9 @@ export class ConnectExecutor {
   }
 
   handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    const startedAt = performance.now();
     const { name, port } = parseAuthority(String(headers[':authority'] ?? ''));
     let bytes = 0;
-    const report = (outcome: ServeOutcome, status: number, reason?: string): void => {
-      this.events.emit('scrapeServed', {
-        name,
-        port,
-        path: '',
-        outcome,
-        status,
-        durationMs: performance.now() - startedAt,
-        bytes,
-        ...(reason ? { reason } : {}),
-      });
-    };
+    const report = servedReporter(this.events, { name, port, path: '' }, () => bytes);
     stream.on('error', () => {});
     if (!this.names.has(name)) {
       const reason = `this client does not serve "${name}"`;

@@ -11,6 +11,7 @@ import type { Allowlist } from './allowlist.js';
 import type { ClientEvents, ServeOutcome } from './client-events.js';
 import { LocalTargets, type LocalFetch } from './local-fetch.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
+import { servedReporter } from './served-reporter.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
@@ -39,27 +40,12 @@ export class ScrapeExecutor {
   }
 
   handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    const startedAt = performance.now();
     const authority = String(headers[':authority'] ?? '');
     const pathAndQuery = String(headers[':path'] ?? '/');
     const path = pathAndQuery.split('?')[0] ?? '/';
     const { name, port } = parseAuthority(authority);
     let bytes = 0;
-    let reported = false;
-    const report = (outcome: ServeOutcome, status: number, reason?: string): void => {
-      if (reported) return;
-      reported = true;
-      this.events.emit('scrapeServed', {
-        name,
-        port,
-        path,
-        outcome,
-        status,
-        durationMs: performance.now() - startedAt,
-        bytes,
-        ...(reason ? { reason } : {}),
-      });
-    };
+    const report = servedReporter(this.events, { name, port, path }, () => bytes);
     stream.on('error', () => {});
     // Called only after the stream closes, by which time `fetch` is set.
     const onStreamClosed = (): void => fetch?.stop('cancelled');

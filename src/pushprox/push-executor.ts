@@ -9,6 +9,7 @@ import type { ProxyHttp } from './proxy-http.js';
 import type { PolledRequest } from './request-reader.js';
 import { ChunkEncoder, writeResponseHead } from './response-writer.js';
 import { ID_HEADER } from './wire-format.js';
+import { servedReporter } from '../client/served-reporter.js';
 
 /** Used when the proxy sent no timeout header: generous but finite. */
 const FALLBACK_DEADLINE_MS = 60_000;
@@ -35,7 +36,6 @@ export class PushExecutor {
 
   /** Resolves once the result is pushed, or the push failed (reported, never thrown). */
   run(request: PolledRequest): Promise<void> {
-    const startedAt = performance.now();
     const deadlineMs = request.timeoutMs ?? FALLBACK_DEADLINE_MS;
     const deadlineAt = Date.now() + deadlineMs;
     const { url } = request;
@@ -43,22 +43,12 @@ export class PushExecutor {
     const port = url.port === '' ? 80 : Number(url.port);
     let bytes = 0;
     return new Promise<void>((resolve) => {
-      let reported = false;
-      const report = (outcome: ServeOutcome, status: number, reason?: string): void => {
-        if (reported) return;
-        reported = true;
-        this.events.emit('scrapeServed', {
-          name,
-          port,
-          path: url.pathname,
-          outcome,
-          status,
-          durationMs: performance.now() - startedAt,
-          bytes,
-          ...(reason ? { reason } : {}),
-        });
-        resolve();
-      };
+      const report = servedReporter(
+        this.events,
+        { name, port, path: url.pathname },
+        () => bytes,
+        resolve,
+      );
       const remainingSeconds = (): number => (deadlineAt - Date.now()) / 1000;
       /** Sends the push and reports `outcome` once the proxy took it. */
       const awaitPush = (
