@@ -21,6 +21,7 @@ import { deadPeer } from './scenarios/dead-peer.js';
 import { failFast } from './scenarios/fail-fast.js';
 import { fleet } from './scenarios/fleet.js';
 import { latency } from './scenarios/latency.js';
+import { multiProxy } from './scenarios/multi-proxy.js';
 import { throughput } from './scenarios/throughput.js';
 
 const SCENARIOS: Record<string, Scenario> = {
@@ -30,6 +31,7 @@ const SCENARIOS: Record<string, Scenario> = {
   fleet,
   'fail-fast': failFast,
   'dead-peer': deadPeer,
+  'multi-proxy': multiProxy,
 };
 
 const USAGE = `Usage: npm run bench [-- FLAGS]

@@ -169,7 +169,7 @@ describe('deploy/: systemd units and example configs', () => {
     const file = join(dir, 'client.yml');
     writeFileSync(file, stringify(config));
     const { client } = resolveClientSettings({ config: file });
-    assert.equal(client.proxyUrl.href, 'https://vps.example.com:8443/');
+    assert.equal(client.proxyUrl?.href, 'https://vps.example.com:8443/');
     assert.deepEqual(client.names, ['raspberrypi']);
     assert.deepEqual(client.labels, { location: 'home' });
     assert.equal(client.token, 'a-token');

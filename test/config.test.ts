@@ -360,7 +360,7 @@ metrics_listen: "127.0.0.1:9999"
 shutdown_grace: 3s
 `);
     const settings = resolveClientSettings({ config: file });
-    assert.equal(settings.client.proxyUrl.href, 'https://vps.example:8443/natprox');
+    assert.equal(settings.client.proxyUrl?.href, 'https://vps.example:8443/natprox');
     assert.deepEqual(settings, {
       client: {
         proxyUrl: settings.client.proxyUrl,
@@ -407,7 +407,7 @@ shutdown_grace: 3s
       'shutdown-grace': '1s',
       'heartbeat-interval': '2s',
     });
-    assert.equal(settings.client.proxyUrl.href, 'http://flag.example:9090/');
+    assert.equal(settings.client.proxyUrl?.href, 'http://flag.example:9090/');
     assert.deepEqual(settings.client.names, ['from-flag']);
     assert.deepEqual(settings.client.allow, [
       { host: '127.0.0.1', port: 9200 },

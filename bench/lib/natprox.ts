@@ -53,7 +53,8 @@ export async function startProxy(options: ProxyStart = {}): Promise<ProxyProcess
 }
 
 export interface ClientStart {
-  proxyUrl: string;
+  /** One proxy, or several (--proxy-url repeated: one tunnel to each). */
+  proxyUrl: string | string[];
   names: string[];
   allowPorts: number[];
   heartbeatInterval?: string;
@@ -61,7 +62,8 @@ export interface ClientStart {
 }
 
 export function startClient(options: ClientStart): Spawned {
-  const args = ['client', '--proxy-url', options.proxyUrl, '--shutdown-grace', '500ms'];
+  const args = ['client', '--shutdown-grace', '500ms'];
+  for (const url of [options.proxyUrl].flat()) args.push('--proxy-url', url);
   for (const name of options.names) args.push('--name', name);
   for (const port of options.allowPorts) args.push('--allow', String(port));
   if (options.heartbeatInterval) args.push('--heartbeat-interval', options.heartbeatInterval);

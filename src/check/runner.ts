@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import type { ClientFlags } from '../config/client-settings.js';
 import { tunnelUrl } from '../tunnel/tunnel-dialer.js';
 import { VERSION } from '../version.js';
-import { Allowlist } from '../client/allowlist.js';
+import { Allowlist, type AllowedTarget } from '../client/allowlist.js';
+import { clientProxies, type ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { formatHostPort } from '../util/host-port.js';
 import { DEFAULT_STEP_TIMEOUT_MS, notChecked, STEP, unused, type StepOutcome } from './outcome.js';
 import { checkConfig, checkDns, checkTcp, proxyEndpoint } from './steps.js';
@@ -52,62 +53,73 @@ export async function runCheck(flags: ClientFlags, options: CheckOptions): Promi
     report(notChecked('targets', why));
     return 2;
   }
-  const { proxyUrl, names, labels, allow, token, tls } = config.settings.client;
-  const { host, port } = proxyEndpoint(proxyUrl);
-  const secure = proxyUrl.protocol === 'https:';
-
-  let socket: Socket | undefined;
-  try {
-    const proxySteps = async (): Promise<void> => {
-      const skipRest = (from: number, why: string): void => {
-        const rest = [STEP.dns, STEP.tcp, STEP.tls, STEP.upgrade, STEP.auth].slice(from);
-        for (const step of rest) {
-          if (step === STEP.tls && !secure)
-            report(unused(STEP.tls, 'not used (http:// proxy URL)'));
-          else report(notChecked(step, why));
-        }
-      };
-      const dns = await checkDns(host, timeoutMs);
-      report(dns.outcome);
-      if (!dns.addresses) return skipRest(1, `no address for ${host}`);
-
-      const tcp = await checkTcp(dns.addresses, port, timeoutMs);
-      report(tcp.outcome);
-      if (!tcp.socket) return skipRest(2, `no connection to ${formatHostPort(host, port)}`);
-      socket = tcp.socket;
-
-      if (secure) {
-        const probe = await probeTls(socket, host, tls, timeoutMs);
-        if (probe.ok) socket = probe.facts.socket;
-        const outcome = tlsOutcome(probe, { host, port, tls, now: now() });
-        report(outcome);
-        // As the client: nothing is sent, the token least of all, unless TLS passed.
-        if (outcome.status !== 'pass') return skipRest(3, 'TLS failed; nothing was sent');
-      } else {
-        report(unused(STEP.tls, 'not used (http:// proxy URL)'));
-      }
-
-      const path = tunnelUrl(proxyUrl).pathname;
-      const answer = await probeTunnel(socket, {
-        proxyUrl,
-        registration: {
-          names,
-          labels: labels ?? {},
-          ports: new Allowlist(allow).ports,
-          version: VERSION,
-        },
-        token,
-        timeoutMs,
-      });
-      for (const outcome of tunnelOutcomes(answer, { path, names, token })) report(outcome);
-    };
-    await proxySteps();
-  } finally {
-    socket?.destroy();
+  const { names, labels, allow } = config.settings.client;
+  const proxies = clientProxies(config.settings.client);
+  // Each proxy in turn: the client keeps a tunnel to every one of them.
+  for (const [i, proxy] of proxies.entries()) {
+    if (proxies.length > 1) options.write(`proxy ${i + 1} of ${proxies.length}: ${proxy.url.href}`);
+    await checkProxy(proxy, { names, labels: labels ?? {}, allow, timeoutMs, now, report });
   }
 
   for (const target of allow) {
     report(targetOutcome(target, await probeTarget(target, timeoutMs), timeoutMs));
   }
   return failures === 0 ? 0 : 1;
+}
+
+interface ProxyCheckContext {
+  names: string[];
+  labels: Record<string, string>;
+  allow: AllowedTarget[];
+  timeoutMs: number;
+  now: () => Date;
+  report: (outcome: StepOutcome) => void;
+}
+
+/** DNS, TCP, TLS, tunnel upgrade and authentication against one proxy. */
+async function checkProxy(proxy: ProxyEndpoint, context: ProxyCheckContext): Promise<void> {
+  const { url: proxyUrl, token, tls } = proxy;
+  const { names, labels, allow, timeoutMs, now, report } = context;
+  const { host, port } = proxyEndpoint(proxyUrl);
+  const secure = proxyUrl.protocol === 'https:';
+  let socket: Socket | undefined;
+  try {
+    const skipRest = (from: number, why: string): void => {
+      const rest = [STEP.dns, STEP.tcp, STEP.tls, STEP.upgrade, STEP.auth].slice(from);
+      for (const step of rest) {
+        if (step === STEP.tls && !secure) report(unused(STEP.tls, 'not used (http:// proxy URL)'));
+        else report(notChecked(step, why));
+      }
+    };
+    const dns = await checkDns(host, timeoutMs);
+    report(dns.outcome);
+    if (!dns.addresses) return skipRest(1, `no address for ${host}`);
+
+    const tcp = await checkTcp(dns.addresses, port, timeoutMs);
+    report(tcp.outcome);
+    if (!tcp.socket) return skipRest(2, `no connection to ${formatHostPort(host, port)}`);
+    socket = tcp.socket;
+
+    if (secure) {
+      const probe = await probeTls(socket, host, tls, timeoutMs);
+      if (probe.ok) socket = probe.facts.socket;
+      const outcome = tlsOutcome(probe, { host, port, tls, now: now() });
+      report(outcome);
+      // As the client: nothing is sent, the token least of all, unless TLS passed.
+      if (outcome.status !== 'pass') return skipRest(3, 'TLS failed; nothing was sent');
+    } else {
+      report(unused(STEP.tls, 'not used (http:// proxy URL)'));
+    }
+
+    const path = tunnelUrl(proxyUrl).pathname;
+    const answer = await probeTunnel(socket, {
+      proxyUrl,
+      registration: { names, labels, ports: new Allowlist(allow).ports, version: VERSION },
+      token,
+      timeoutMs,
+    });
+    for (const outcome of tunnelOutcomes(answer, { path, names, token })) report(outcome);
+  } finally {
+    socket?.destroy();
+  }
 }

@@ -5,7 +5,9 @@ import {
   type ClientFlags,
   type ClientSettings,
 } from '../config/client-settings.js';
+import { clientProxies } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
+import type { ClientTls } from '../tunnel/tls-connect.js';
 import { formatHostPort } from '../util/host-port.js';
 import { failed, passed, STEP, type StepOutcome } from './outcome.js';
 
@@ -36,15 +38,13 @@ export function checkConfig(
       error: err,
     };
   }
-  const { proxyUrl, names, allow, labels, token, tls } = settings.client;
-  const trust =
-    proxyUrl.protocol !== 'https:'
-      ? 'plain http'
-      : tls?.pinSha256
-        ? 'TLS, pinned certificate'
-        : tls?.ca
-          ? 'TLS, CA from the CA file'
-          : 'TLS, system CAs';
+  const { names, allow, labels } = settings.client;
+  const proxies = clientProxies(settings.client);
+  const described = proxies.map(
+    ({ url, tls }) =>
+      `${url.origin}${url.pathname === '/' ? '' : url.pathname} (${trustText(url, tls)})`,
+  );
+  const withToken = proxies.filter((proxy) => proxy.token).length;
   const allowed = allow
     .map((t) =>
       t.pathPrefixes
@@ -56,18 +56,34 @@ export function checkConfig(
     .map(([key, value]) => `${key}=${value}`)
     .join(', ');
   const parts = [
-    `proxy ${proxyUrl.origin}${proxyUrl.pathname === '/' ? '' : proxyUrl.pathname} (${trust})`,
+    `${proxies.length === 1 ? 'proxy' : 'proxies'} ${described.join(', ')}`,
+    ...(settings.client.connectAllAddresses
+      ? [
+          'every address of each proxy host (--connect-all-addresses; checked here: the first that answers)',
+        ]
+      : []),
     `names ${names.join(', ')}`,
     `allow ${allowed}`,
     ...(labelText ? [`labels ${labelText}`] : []),
-    token ? 'token given' : 'no token',
+    withToken === proxies.length
+      ? 'token given'
+      : withToken === 0
+        ? 'no token'
+        : `token given for ${withToken} of ${proxies.length} proxies`,
   ];
-  const { host } = proxyEndpoint(proxyUrl);
-  const hint =
-    proxyUrl.protocol === 'http:' && !isLoopback(host)
-      ? `the token and every scrape cross the network unencrypted: give the proxy tls: and use https://`
-      : undefined;
+  const plain = proxies
+    .map(({ url }) => url)
+    .find((url) => url.protocol === 'http:' && !isLoopback(proxyEndpoint(url).host));
+  const hint = plain
+    ? `the token and every scrape cross the network unencrypted${proxies.length > 1 ? ` to ${plain.host}` : ''}: give the proxy tls: and use https://`
+    : undefined;
   return { outcome: passed(STEP.config, parts.join('; '), hint), settings };
+}
+
+function trustText(url: URL, tls: ClientTls | undefined): string {
+  if (url.protocol !== 'https:') return 'plain http';
+  if (tls?.pinSha256) return 'TLS, pinned certificate';
+  return tls?.ca ? 'TLS, CA from the CA file' : 'TLS, system CAs';
 }
 
 function isLoopback(host: string): boolean {

@@ -22,7 +22,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   const settings = resolveClientSettings(flags);
   const log = createLogger({ level });
   const client = new NatproxClient(settings.client);
-  logClientEvents(client.events, log, settings.client.proxyUrl.host);
+  logClientEvents(client.events, log);
   let metricsServer: Server | undefined;
   if (settings.metricsListen) {
     const { host, port } = settings.metricsListen;
@@ -43,7 +43,8 @@ export async function clientCommand(args: string[]): Promise<number> {
   }
   log.info(
     {
-      proxy: settings.client.proxyUrl.origin,
+      proxies: client.proxies.map(({ url }) => url.href),
+      ...(settings.client.connectAllAddresses ? { connectAllAddresses: true } : {}),
       names: settings.client.names,
       allow: client.allowlist.targets.map((t) => formatHostPort(t.host, t.port)),
       labels: settings.client.labels,

@@ -4,7 +4,8 @@ import { COMMON_FLAGS } from './parse-flags.js';
 /** The flags of `natprox client`; `natprox check` takes exactly the same ones. */
 export const CLIENT_FLAGS = {
   ...COMMON_FLAGS,
-  'proxy-url': { type: 'string' },
+  'proxy-url': { type: 'string', multiple: true },
+  'connect-all-addresses': { type: 'boolean' },
   transport: { type: 'string' },
   name: { type: 'string', multiple: true },
   allow: { type: 'string', multiple: true },

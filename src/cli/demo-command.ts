@@ -89,7 +89,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     allow: [{ host: '127.0.0.1', port: targetPort }],
     labels: { location: 'demo' },
   });
-  logClientEvents(client.events, log, proxyAddress);
+  logClientEvents(client.events, log);
   client.start();
   await client.waitConnected();
 

@@ -57,15 +57,23 @@ scrape: allowed on loopback; elsewhere the proxy refuses to start unless --insec
 
 /** The client's flags; natprox check takes the same ones. */
 const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. http://vps.example:8080, https://vps.example,
-                                   http://[2001:db8::1]:8080 (required, or proxy_url in --config)
+                                   http://[2001:db8::1]:8080 (required, or proxy_url in --config).
+                                   Repeat it for several proxies: one independent tunnel to each;
+                                   they all share --token-file, --ca-file and --tls-fingerprint
+                                   (for one token or CA per proxy use proxies: in --config)
+  --connect-all-addresses          one tunnel to every A/AAAA address of each proxy host, kept in
+                                   step with DNS (re-resolved every 30 s), for proxy replicas
+                                   behind one name; TLS still checks the host name (docs/ha.md)
   --transport KIND                 native (default): the natprox tunnel; pushprox: long-poll a
                                    PushProx proxy at --proxy-url (/poll, /push), one --name only
   --name NAME                      a name to serve, repeatable (default: this host's name)
   --allow PORT | HOST:PORT         a local target the client may fetch, repeatable; PORT alone
                                    means 127.0.0.1:PORT. Nothing else is ever fetched.
   --label KEY=VALUE                a label on this client's /clients target groups, repeatable
-  --config FILE                    YAML config: proxy_url, names, allow, labels, token_file,
-                                   ca_file, tls_fingerprint, metrics_listen; flags win
+  --config FILE                    YAML config: proxy_url (or proxies: [{url, token_file,
+                                   ca_file, tls_fingerprint}]), connect_all_addresses, names,
+                                   allow, labels, token_file, ca_file, tls_fingerprint,
+                                   metrics_listen; flags win
   --token-file FILE                the client token (one trailing newline is ignored)
   --ca-file FILE                   trust this CA (PEM) for an https:// proxy instead of the
                                    system CAs
@@ -95,6 +103,7 @@ export const CHECK_HELP = `Usage: natprox check --proxy-url URL --allow PORT [fl
 Takes exactly the flags and config of natprox client (listed below) and, instead of running,
 walks the client's path step by step, printing one line per step:
   configuration   flags and config file valid (names, allow list, proxy URL, files)
+  (with several proxies, DNS to authentication run for each proxy in turn)
   DNS             every A/AAAA address of the proxy's host
   TCP connect     a connection to the proxy's port (5 s)
   TLS             https:// only: chain against the system CAs or --ca-file, expiry, host

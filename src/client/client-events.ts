@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { TunnelName } from './proxy-endpoint.js';
 
 /** The connector's state, readable by metrics, logs and status output. */
 export type ConnectionState =
@@ -29,7 +30,14 @@ export interface ScrapeServed {
 }
 
 export interface ClientEventMap {
-  state: [state: ConnectionState];
+  /** One tunnel's state changed; each tunnel (one per proxy, or per address) has its own. */
+  state: [state: ConnectionState, tunnel: TunnelName];
+  /** A tunnel was dropped for good (its address left the proxy's DNS answer). */
+  tunnelRemoved: [tunnel: TunnelName];
+  /** --connect-all-addresses: the proxy's host resolved to these addresses. */
+  proxyResolved: [proxy: string, addresses: string[]];
+  /** --connect-all-addresses: resolving failed; the tunnels already up are kept. */
+  proxyResolveFailed: [proxy: string, reason: string];
   scrapeServed: [info: ScrapeServed];
 }
 

@@ -3,6 +3,7 @@ import { errorMessage } from '../errors.js';
 import type { DialOptions, TunnelConnection } from '../tunnel/tunnel-dialer.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { ClientEvents, ConnectionState } from './client-events.js';
+import type { TunnelName } from './proxy-endpoint.js';
 
 export interface ConnectorOptions {
   dial: () => Promise<TunnelConnection>;
@@ -10,7 +11,11 @@ export interface ConnectorOptions {
   backoff: BackoffOptions;
   /** A connection that stayed up this long resets the backoff. */
   resetBackoffAfterMs: number;
+  /** Which tunnel this is, for the state events (metrics and logs name it). */
+  tunnel?: TunnelName;
 }
+
+const UNNAMED: TunnelName = { proxy: 'proxy' };
 
 export type { DialOptions };
 
@@ -88,6 +93,6 @@ export class Connector {
 
   private setState(state: ConnectionState): void {
     this.stateValue = state;
-    this.options.events.emit('state', state);
+    this.options.events.emit('state', state, this.options.tunnel ?? UNNAMED);
   }
 }

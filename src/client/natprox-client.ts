@@ -1,23 +1,41 @@
+import { ConfigError } from '../errors.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
 import type { ClientTls } from '../tunnel/tls-connect.js';
 import { dialTunnel } from '../tunnel/tunnel-dialer.js';
 import { VERSION } from '../version.js';
 import { Allowlist, type AllowedTarget } from './allowlist.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
-import { ClientEvents } from './client-events.js';
-import type { ClientTransport } from './client-transport.js';
+import { ClientEvents, type ConnectionState } from './client-events.js';
 import { Connector } from './connector.js';
 import { pushProxTransport } from '../pushprox/pushprox-client.js';
 import { ConnectExecutor } from './connect-executor.js';
+import { clientProxies, type ProxyEndpoint, type TunnelName } from './proxy-endpoint.js';
+import { ProxyTunnels } from './proxy-tunnels.js';
+import { systemResolveHost, type ResolveHost } from './resolve-host.js';
 import { ScrapeExecutor } from './scrape-executor.js';
 
 export interface ClientOptions {
-  proxyUrl: URL;
+  /** The proxy, when there is one; `token` and `tls` go with it. Or give `proxies`. */
+  proxyUrl?: URL | undefined;
+  /**
+   * Several proxies, each with its own token and TLS trust: one independent tunnel (own
+   * heartbeats, backoff and state) to each. Replaces `proxyUrl`, `token` and `tls`.
+   */
+  proxies?: ProxyEndpoint[] | undefined;
   names: string[];
   allow: AllowedTarget[];
   labels?: Record<string, string>;
   token?: string | undefined;
   tls?: ClientTls | undefined;
+  /**
+   * Resolve every A/AAAA address of each proxy's host and keep one tunnel per address
+   * (replicas behind one name), following DNS every `reresolveIntervalMs`.
+   */
+  connectAllAddresses?: boolean | undefined;
+  /** How hosts are resolved for connectAllAddresses; default the system resolver. */
+  resolveHost?: ResolveHost;
+  /** connectAllAddresses: how often to resolve again (default 30 s). */
+  reresolveIntervalMs?: number;
   heartbeat?: HeartbeatOptions;
   backoff?: BackoffOptions;
   handshakeTimeoutMs?: number;
@@ -31,15 +49,24 @@ export interface ClientOptions {
   pollAcceptedAfterMs?: number;
 }
 
-/** The private side: keeps a tunnel to the proxy and serves scrapes of its allowlisted targets. */
+const DEFAULT_RERESOLVE_INTERVAL_MS = 30_000;
+/** A tunnel whose address left DNS: scrapes in flight on it get this long to finish. */
+const REMOVED_ADDRESS_GRACE_MS = 10_000;
+
+/**
+ * The private side: keeps a tunnel to each proxy and serves scrapes of its allowlisted
+ * targets arriving through any of them.
+ */
 export class NatproxClient {
   readonly events = new ClientEvents();
   private readonly executor: ScrapeExecutor;
   private readonly connects: ConnectExecutor;
-  private readonly connector: ClientTransport;
+  private readonly transport: ProxyTunnels;
   readonly allowlist: Allowlist;
+  readonly proxies: ProxyEndpoint[];
 
   constructor(readonly options: ClientOptions) {
+    this.proxies = clientProxies(options);
     this.allowlist = new Allowlist(options.allow);
     const names = new Set(options.names);
     this.executor = new ScrapeExecutor(names, this.allowlist, this.events);
@@ -50,60 +77,106 @@ export class NatproxClient {
       ports: this.allowlist.ports,
       version: VERSION,
     };
-    if (options.transport === 'pushprox') {
-      this.connector = pushProxTransport(options, this.allowlist, this.events);
-      return;
+    const pushprox = options.transport === 'pushprox';
+    if (pushprox && options.connectAllAddresses) {
+      throw new ConfigError(
+        '--connect-all-addresses works with the native transport only; a PushProx proxy keeps no per-connection state, so list each PushProx proxy with its own --proxy-url instead',
+      );
     }
-    this.connector = new Connector({
+    this.transport = new ProxyTunnels({
+      endpoints: this.proxies,
       events: this.events,
-      backoff: options.backoff ?? DEFAULT_BACKOFF,
-      resetBackoffAfterMs: options.resetBackoffAfterMs ?? 30_000,
-      dial: () =>
-        dialTunnel({
-          proxyUrl: options.proxyUrl,
-          registration,
-          token: options.token,
-          tls: options.tls,
-          handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
-          heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
-          onStream: (stream, headers) => {
-            if (headers[':method'] === 'CONNECT') this.connects.handle(stream, headers);
-            else this.executor.handle(stream, headers);
-          },
-        }),
+      connectAllAddresses: options.connectAllAddresses ?? false,
+      resolveHost: options.resolveHost ?? systemResolveHost,
+      reresolveIntervalMs: options.reresolveIntervalMs ?? DEFAULT_RERESOLVE_INTERVAL_MS,
+      removeGraceMs: REMOVED_ADDRESS_GRACE_MS,
+      createTunnel: (endpoint, tunnel, address) => {
+        if (pushprox) return pushProxTransport(options, endpoint, this.allowlist, this.events);
+        return new Connector({
+          events: this.events,
+          tunnel,
+          backoff: options.backoff ?? DEFAULT_BACKOFF,
+          resetBackoffAfterMs: options.resetBackoffAfterMs ?? 30_000,
+          dial: () =>
+            dialTunnel({
+              proxyUrl: endpoint.url,
+              address,
+              registration,
+              token: endpoint.token,
+              tls: endpoint.tls,
+              handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+              heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
+              onStream: (stream, headers) => {
+                if (headers[':method'] === 'CONNECT') this.connects.handle(stream, headers);
+                else this.executor.handle(stream, headers);
+              },
+            }),
+        });
+      },
     });
   }
 
-  get state() {
-    return this.connector.state;
+  /** Connected while at least one tunnel is; see `tunnels` for each one. */
+  get state(): ConnectionState {
+    return this.transport.state;
+  }
+
+  /** Every tunnel (one per proxy, or per proxy address) with its own state. */
+  get tunnels(): Array<{ tunnel: TunnelName; state: ConnectionState }> {
+    return this.transport.tunnels;
   }
 
   start(): void {
-    this.connector.start();
+    this.transport.start();
   }
 
-  /** Resolves once the tunnel is up (or rejects after `timeoutMs`). */
+  /**
+   * Resolves once at least one tunnel is up: the client can serve scrapes from then on
+   * (through that proxy). Rejects after `timeoutMs`. See waitAllConnected for every tunnel.
+   */
   waitConnected(timeoutMs = 10_000): Promise<void> {
-    if (this.connector.state.state === 'connected') return Promise.resolve();
+    return this.waitUntil(() => this.state.state === 'connected', timeoutMs, 'connected');
+  }
+
+  /** Resolves once every tunnel (at least one) is up at the same time; rejects after `timeoutMs`. */
+  waitAllConnected(timeoutMs = 10_000): Promise<void> {
+    return this.waitUntil(
+      () => {
+        const tunnels = this.tunnels;
+        return tunnels.length > 0 && tunnels.every((t) => t.state.state === 'connected');
+      },
+      timeoutMs,
+      'all tunnels connected',
+    );
+  }
+
+  /** Stops reconnecting and lets in-flight scrapes finish within `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    await this.transport.stop(graceMs);
+    this.executor.close();
+    this.connects.close();
+  }
+
+  private waitUntil(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    if (done()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.events.off('state', onState);
-        reject(new Error(`not connected within ${timeoutMs} ms (state ${this.state.state})`));
+        const states = this.tunnels
+          .map(
+            ({ tunnel, state }) =>
+              `${tunnel.proxy}${tunnel.address ? ` (${tunnel.address})` : ''}: ${state.state}`,
+          )
+          .join(', ');
+        reject(new Error(`not ${what} within ${timeoutMs} ms (${states || 'no tunnel yet'})`));
       }, timeoutMs);
-      const onState = (state: { state: string }): void => {
-        if (state.state !== 'connected') return;
+      const onState = (): void => {
+        if (!done()) return;
         clearTimeout(timer);
         this.events.off('state', onState);
         resolve();
       };
       this.events.on('state', onState);
     });
-  }
-
-  /** Stops reconnecting and lets in-flight scrapes finish within `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
-    await this.connector.stop(graceMs);
-    this.executor.close();
-    this.connects.close();
   }
 }

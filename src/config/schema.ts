@@ -139,7 +139,9 @@ export const clientFileSchema = z
   .object({
     proxy_url: z.string().optional(),
     proxies: z
-      .array(proxyEntry, { error: 'expected a list of {url, token_file, ca_file, tls_fingerprint}' })
+      .array(proxyEntry, {
+        error: 'expected a list of {url, token_file, ca_file, tls_fingerprint}',
+      })
       .min(1, 'expected at least one proxy')
       .optional(),
     connect_all_addresses: z.boolean({ error: 'expected true or false' }).optional(),

@@ -1,26 +1,37 @@
 import type { Logger } from 'pino';
 import type { ClientEvents } from '../client/client-events.js';
+import type { TunnelName } from '../client/proxy-endpoint.js';
 
-/** Turns client events into log lines. */
-export function logClientEvents(events: ClientEvents, log: Logger, proxy: string): void {
-  events.on('state', (state) => {
+/** Turns client events into log lines; each tunnel event names its proxy (and address). */
+export function logClientEvents(events: ClientEvents, log: Logger): void {
+  events.on('state', (state, tunnel) => {
+    const proxy = tunnelFields(tunnel);
     switch (state.state) {
       case 'connecting':
-        log.debug({ proxy, attempt: state.attempt }, 'connecting');
+        log.debug({ ...proxy, attempt: state.attempt }, 'connecting');
         break;
       case 'connected':
-        log.info({ proxy }, 'tunnel connected');
+        log.info(proxy, 'tunnel connected');
         break;
       case 'reconnecting':
         log.warn(
-          { proxy, reason: state.lastError, retryInMs: state.delayMs, attempt: state.attempt },
+          { ...proxy, reason: state.lastError, retryInMs: state.delayMs, attempt: state.attempt },
           'tunnel down, reconnecting',
         );
         break;
       case 'closed':
-        log.info({ proxy }, 'tunnel closed');
+        log.info(proxy, 'tunnel closed');
         break;
     }
+  });
+  events.on('tunnelRemoved', (tunnel) => {
+    log.info(tunnelFields(tunnel), 'tunnel removed: the address is no longer in DNS');
+  });
+  events.on('proxyResolved', (proxy, addresses) => {
+    log.debug({ proxy, addresses }, 'proxy host resolved');
+  });
+  events.on('proxyResolveFailed', (proxy, reason) => {
+    log.warn({ proxy, reason }, 'cannot resolve the proxy host; keeping the tunnels that are up');
   });
   events.on('scrapeServed', (info) => {
     const fields = {
@@ -35,4 +46,10 @@ export function logClientEvents(events: ClientEvents, log: Logger, proxy: string
     if (info.outcome === 'ok') log.debug(fields, 'scrape served');
     else log.warn(fields, 'scrape failed');
   });
+}
+
+function tunnelFields(tunnel: TunnelName): { proxy: string; address?: string } {
+  return tunnel.address === undefined
+    ? { proxy: tunnel.proxy }
+    : { proxy: tunnel.proxy, address: tunnel.address };
 }

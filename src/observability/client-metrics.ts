@@ -1,24 +1,30 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ClientEvents } from '../client/client-events.js';
+import type { TunnelName } from '../client/proxy-endpoint.js';
 
 /** Turns client events into prom-client metrics on a registry of its own. */
 export function createClientMetrics(events: ClientEvents): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'natprox_client_' });
+  // One series per tunnel: proxy="host:port[/path]", plus address="…" with
+  // --connect-all-addresses (one tunnel per address of the proxy's host).
+  const labelNames = ['proxy', 'address'] as const;
   const up = new Gauge({
     name: 'natprox_client_tunnel_up',
-    help: '1 while the tunnel to the proxy is connected.',
+    help: '1 while the tunnel to this proxy (address) is connected, else 0.',
+    labelNames,
     registers: [registry],
   });
-  up.set(0);
   const connects = new Counter({
     name: 'natprox_client_tunnel_connects_total',
-    help: 'Tunnels established.',
+    help: 'Tunnels established, per proxy (address).',
+    labelNames,
     registers: [registry],
   });
   const failures = new Counter({
     name: 'natprox_client_tunnel_failures_total',
-    help: 'Tunnel attempts that failed or tunnels that dropped.',
+    help: 'Tunnel attempts that failed or tunnels that dropped, per proxy (address).',
+    labelNames,
     registers: [registry],
   });
   const scrapes = new Counter({
@@ -38,10 +44,18 @@ export function createClientMetrics(events: ClientEvents): Registry {
     help: 'Response body bytes relayed to the proxy.',
     registers: [registry],
   });
-  events.on('state', (state) => {
-    up.set(state.state === 'connected' ? 1 : 0);
-    if (state.state === 'connected') connects.inc();
-    if (state.state === 'reconnecting') failures.inc();
+  events.on('state', (state, tunnel) => {
+    const labels = tunnelLabels(tunnel);
+    up.set(labels, state.state === 'connected' ? 1 : 0);
+    // Counters start at 0 for each tunnel, so rate() and increase() see the first event.
+    connects.inc(labels, state.state === 'connected' ? 1 : 0);
+    failures.inc(labels, state.state === 'reconnecting' ? 1 : 0);
+  });
+  events.on('tunnelRemoved', (tunnel) => {
+    const labels = tunnelLabels(tunnel);
+    up.remove(labels);
+    connects.remove(labels);
+    failures.remove(labels);
   });
   events.on('scrapeServed', (info) => {
     scrapes.inc({ outcome: info.outcome });
@@ -49,4 +63,10 @@ export function createClientMetrics(events: ClientEvents): Registry {
     if (info.bytes > 0) bytes.inc(info.bytes);
   });
   return registry;
+}
+
+function tunnelLabels(tunnel: TunnelName): Partial<Record<'proxy' | 'address', string>> {
+  return tunnel.address === undefined
+    ? { proxy: tunnel.proxy }
+    : { proxy: tunnel.proxy, address: tunnel.address };
 }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type BackoffOptions } from '../client/backoff.js';
 import type { ClientEvents, ConnectionState } from '../client/client-events.js';
 import type { ClientTransport } from '../client/client-transport.js';
+import type { TunnelName } from '../client/proxy-endpoint.js';
 import { errorMessage, NatproxError } from '../errors.js';
 import type { PushExecutor } from './push-executor.js';
 import type { ProxyHttp } from './proxy-http.js';
@@ -16,6 +17,8 @@ export interface PushProxTransportOptions {
   executor: PushExecutor;
   events: ClientEvents;
   backoff: BackoffOptions;
+  /** The proxy, as state events name it. */
+  tunnel: TunnelName;
   /**
    * A poll gets no answer until there is a scrape; one the proxy has held this long without
    * refusing it counts as accepted, and the client as connected.
@@ -167,7 +170,7 @@ export class PushProxClientTransport implements ClientTransport {
 
   private setState(state: ConnectionState): void {
     this.stateValue = state;
-    this.options.events.emit('state', state);
+    this.options.events.emit('state', state, this.options.tunnel);
   }
 }
 

@@ -3,6 +3,7 @@ import { DEFAULT_BACKOFF } from '../client/backoff.js';
 import type { ClientEvents } from '../client/client-events.js';
 import { LocalTargets } from '../client/local-fetch.js';
 import type { ClientOptions } from '../client/natprox-client.js';
+import { proxyLabel, type ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
 import { ProxyHttp } from './proxy-http.js';
 import { PushExecutor } from './push-executor.js';
@@ -11,6 +12,7 @@ import { PushProxClientTransport } from './pushprox-client-transport.js';
 /** Wires the PushProx transport of `natprox client --transport pushprox`. */
 export function pushProxTransport(
   options: ClientOptions,
+  endpoint: ProxyEndpoint,
   allowlist: Allowlist,
   events: ClientEvents,
 ): PushProxClientTransport {
@@ -20,7 +22,7 @@ export function pushProxTransport(
       `--transport pushprox serves exactly one name (a PushProx client polls with one FQDN), got ${options.names.length}: ${options.names.join(', ')}; run one client per name`,
     );
   }
-  const proxy = new ProxyHttp(options.proxyUrl, name, options.token, options.tls);
+  const proxy = new ProxyHttp(endpoint.url, name, endpoint.token, endpoint.tls);
   const targets = new LocalTargets(new Set([name]), allowlist);
   return new PushProxClientTransport({
     name,
@@ -28,6 +30,7 @@ export function pushProxTransport(
     executor: new PushExecutor(targets, proxy, events),
     events,
     backoff: options.backoff ?? DEFAULT_BACKOFF,
+    tunnel: { proxy: proxyLabel(endpoint.url) },
     ...(options.pollAcceptedAfterMs !== undefined
       ? { acceptedAfterMs: options.pollAcceptedAfterMs }
       : {}),

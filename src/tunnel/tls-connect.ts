@@ -19,25 +19,39 @@ export function normalizeFingerprint(text: string): string | undefined {
 /**
  * Connects and finishes the TLS handshake before anything is sent, so the token never
  * reaches a server that failed verification. With a pin, the pin replaces the CA check.
+ * With `address`, the TCP connection goes there, while SNI and the certificate check still
+ * use `host`: one replica of several behind a name must still prove it is that name.
  */
 export function connectTls(
   host: string,
   port: number,
   options: ClientTls | undefined,
   timeoutMs: number,
+  address?: string,
 ): Promise<TLSSocket> {
   const pin = options?.pinSha256;
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
-      host,
+      host: address ?? host,
       port,
       ...(isIP(host) ? {} : { servername: host }),
+      // Node checks the certificate against servername, else host: with an address to
+      // connect to and an IP literal as the name, the name is what must match.
+      ...(address !== undefined && isIP(host)
+        ? {
+            checkServerIdentity: (_name: string, cert: tls.PeerCertificate) =>
+              tls.checkServerIdentity(host, cert),
+          }
+        : {}),
       ...(options?.ca ? { ca: options.ca } : {}),
       rejectUnauthorized: pin === undefined,
       ALPNProtocols: ['http/1.1'],
       timeout: timeoutMs,
     });
-    const where = `${host}:${port}`;
+    const where =
+      address === undefined || address === host
+        ? `${host}:${port}`
+        : `${host}:${port} (${address})`;
     const fail = (message: string, cause?: unknown): void => {
       socket.destroy();
       reject(new NatproxError('NATPROX_TUNNEL_FAILED', message, { cause }));

@@ -23,6 +23,11 @@ export interface DialOptions {
   token?: string | undefined;
   /** How to verify an https:// proxy (CA, pinning); system CAs otherwise. */
   tls?: ClientTls | undefined;
+  /**
+   * Connect to this address instead of resolving the URL's host (--connect-all-addresses).
+   * The Host header, SNI and the certificate check still use the URL's host name.
+   */
+  address?: string | undefined;
   handshakeTimeoutMs: number;
   heartbeat: HeartbeatOptions;
   onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
@@ -64,7 +69,7 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
   const tlsSocket = secure
-    ? await connectTls(hostname, port, options.tls, options.handshakeTimeoutMs)
+    ? await connectTls(hostname, port, options.tls, options.handshakeTimeoutMs, options.address)
     : undefined;
   const headers: Record<string, string> = {
     connection: 'Upgrade',
@@ -75,7 +80,7 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   const requestOptions: http.RequestOptions = {
     method: 'GET',
-    hostname,
+    hostname: options.address ?? hostname,
     port,
     path: `${url.pathname}${url.search}`,
     headers: { host: url.host, ...headers },

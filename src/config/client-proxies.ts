@@ -1,0 +1,166 @@
+import { readFileSync } from 'node:fs';
+import type { ProxyEndpoint } from '../client/proxy-endpoint.js';
+import { ConfigError } from '../errors.js';
+import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
+import type { ClientFile } from './schema.js';
+
+/** The proxy flags of natprox client (and check); --proxy-url may be repeated. */
+export interface ClientProxyFlags {
+  'proxy-url'?: string | string[] | undefined;
+  'token-file'?: string | undefined;
+  'ca-file'?: string | undefined;
+  'tls-fingerprint'?: string | undefined;
+}
+
+/** A value and where it came from, for error messages. */
+interface Sourced {
+  value: string;
+  where: string;
+}
+
+interface ProxySource {
+  url: Sourced;
+  tokenFile?: Sourced | undefined;
+  caFile?: Sourced | undefined;
+  pin?: Sourced | undefined;
+}
+
+function sourced(value: string | undefined, where: string): Sourced | undefined {
+  return value === undefined ? undefined : { value, where };
+}
+
+/**
+ * The proxies to keep tunnels to, each with its token and TLS trust. Repeated --proxy-url
+ * flags replace the file's proxy_url or proxies: and share --token-file, --ca-file and
+ * --tls-fingerprint (or the file's top-level token_file, ca_file, tls_fingerprint). In a
+ * proxies: list each entry may name its own; a flag overrides them all.
+ */
+export function resolveClientProxies(
+  flags: ClientProxyFlags,
+  file: ClientFile,
+  source: string,
+): ProxyEndpoint[] {
+  const shared = {
+    tokenFile:
+      sourced(flags['token-file'], '--token-file') ??
+      sourced(file.token_file, `${source}: token_file`),
+    caFile: sourced(flags['ca-file'], '--ca-file') ?? sourced(file.ca_file, `${source}: ca_file`),
+    pin:
+      sourced(flags['tls-fingerprint'], '--tls-fingerprint') ??
+      sourced(file.tls_fingerprint, `${source}: tls_fingerprint`),
+  };
+  const flagUrls = [flags['proxy-url'] ?? []].flat();
+  let sources: ProxySource[];
+  if (flagUrls.length > 0) {
+    sources = flagUrls.map((value) => ({ url: { value, where: '--proxy-url' }, ...shared }));
+  } else if (file.proxies !== undefined) {
+    if (file.proxy_url !== undefined) {
+      throw new ConfigError(
+        `${source}: proxy_url and proxies: give either proxy_url (one proxy) or proxies (a list of {url, token_file, ca_file, tls_fingerprint}), not both`,
+      );
+    }
+    sources = file.proxies.map((entry, i) => {
+      const where = `${source}: proxies[${i}]`;
+      return {
+        url: { value: entry.url, where: `${where}.url` },
+        tokenFile:
+          sourced(flags['token-file'], '--token-file') ??
+          sourced(entry.token_file, `${where}.token_file`) ??
+          shared.tokenFile,
+        caFile:
+          sourced(flags['ca-file'], '--ca-file') ??
+          sourced(entry.ca_file, `${where}.ca_file`) ??
+          shared.caFile,
+        pin:
+          sourced(flags['tls-fingerprint'], '--tls-fingerprint') ??
+          sourced(entry.tls_fingerprint, `${where}.tls_fingerprint`) ??
+          shared.pin,
+      };
+    });
+  } else if (file.proxy_url !== undefined) {
+    sources = [{ url: { value: file.proxy_url, where: `${source}: proxy_url` }, ...shared }];
+  } else {
+    throw new ConfigError(
+      `--proxy-url is required${source ? ` (${source} has no proxy_url either)` : ' (or proxy_url in --config)'}: the address of natprox proxy, e.g. http://vps.example:8080`,
+    );
+  }
+
+  const seen = new Set<string>();
+  return sources.map((entry) => {
+    const url = parseProxyUrl(entry.url.value, entry.url.where);
+    if (seen.has(url.href)) {
+      throw new ConfigError(
+        `${entry.url.where}: ${url.href} is listed twice; give each proxy once`,
+      );
+    }
+    seen.add(url.href);
+    return {
+      url,
+      token: entry.tokenFile ? readToken(entry.tokenFile) : undefined,
+      tls: clientTls(url, entry.caFile, entry.pin),
+    };
+  });
+}
+
+export function parseProxyUrl(text: string, where: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(
+      `${where}: "${text}" is not a URL; expected http://HOST:PORT or https://HOST (IPv6 as http://[ADDR]:PORT)`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${where}: expected an http:// or https:// URL, got ${url.protocol}//`);
+  }
+  return url;
+}
+
+function readToken({ value: file, where }: Sourced): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${where}: cannot read the token file: ${(err as Error).message}`);
+  }
+  const token = text.replace(/\r?\n$/, '');
+  if (token === '') throw new ConfigError(`${where}: the token file ${file} is empty`);
+  return token;
+}
+
+function clientTls(
+  proxyUrl: URL,
+  caFile: Sourced | undefined,
+  pinText: Sourced | undefined,
+): ClientTls | undefined {
+  if (caFile === undefined && pinText === undefined) return undefined;
+  if (proxyUrl.protocol !== 'https:') {
+    throw new ConfigError(
+      `${(caFile ?? pinText)?.where}: --ca-file and --tls-fingerprint apply to https:// proxy URLs; ${proxyUrl.origin} is plain http`,
+    );
+  }
+  let ca: Buffer | undefined;
+  if (caFile !== undefined) {
+    try {
+      ca = readFileSync(caFile.value);
+    } catch (err) {
+      throw new ConfigError(
+        `${caFile.where}: cannot read ${caFile.value}: ${(err as Error).message}`,
+      );
+    }
+    if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
+      throw new ConfigError(`${caFile.where}: ${caFile.value} holds no PEM certificate`);
+    }
+  }
+  let pinSha256: string | undefined;
+  if (pinText !== undefined) {
+    pinSha256 = normalizeFingerprint(pinText.value);
+    if (pinSha256 === undefined) {
+      throw new ConfigError(
+        `${pinText.where}: expected the certificate's SHA-256 fingerprint, 64 hex digits with or without colons (openssl x509 -noout -fingerprint -sha256 -in cert.pem), got "${pinText.value}"`,
+      );
+    }
+  }
+  return { ca, pinSha256 };
+}
