@@ -411,6 +411,31 @@ describe('natprox check', () => {
     );
   });
 
+  it('the PushProx transport: the path is checked up to the proxy, but no trial poll is sent', async () => {
+    const { url, proxy } = await startProxy(after);
+    const target = await startTarget(metrics, after);
+    let polls = 0;
+    proxy.events.on('tunnelConnected', () => (polls += 1));
+    const run = await runCheck([
+      '--transport',
+      'pushprox',
+      '--proxy-url',
+      url,
+      '--name',
+      'demo',
+      '--allow',
+      String(target.port),
+    ]);
+    assert.equal(run.code, 0, run.output);
+    assert.match(stepOf(run, 'TCP connect').line, /^✔/);
+    assert.match(
+      stepOf(run, 'tunnel upgrade').line,
+      /^- tunnel upgrade: not checked \(PushProx transport/,
+    );
+    assert.match(stepOf(run, 'authentication').line, /^- authentication: not checked/);
+    assert.equal(polls, 0, 'no poll reached the proxy');
+  });
+
   it('a bad configuration prints ✘ configuration first, nothing else checked, exit 2', async () => {
     const run = await runCheck(['--proxy-url', 'ftp://x', '--allow', '9100']);
     assert.equal(run.code, 2, run.output);

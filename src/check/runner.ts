@@ -58,7 +58,15 @@ export async function runCheck(flags: ClientFlags, options: CheckOptions): Promi
   // Each proxy in turn: the client keeps a tunnel to every one of them.
   for (const [i, proxy] of proxies.entries()) {
     if (proxies.length > 1) options.write(`proxy ${i + 1} of ${proxies.length}: ${proxy.url.href}`);
-    await checkProxy(proxy, { names, labels: labels ?? {}, allow, timeoutMs, now, report });
+    await checkProxy(proxy, {
+      names,
+      labels: labels ?? {},
+      allow,
+      timeoutMs,
+      now,
+      report,
+      transport: config.settings.client.transport ?? 'native',
+    });
   }
 
   for (const target of allow) {
@@ -74,6 +82,7 @@ interface ProxyCheckContext {
   timeoutMs: number;
   now: () => Date;
   report: (outcome: StepOutcome) => void;
+  transport: 'native' | 'pushprox';
 }
 
 /** DNS, TCP, TLS, tunnel upgrade and authentication against one proxy. */
@@ -111,6 +120,15 @@ async function checkProxy(proxy: ProxyEndpoint, context: ProxyCheckContext): Pro
       report(unused(STEP.tls, 'not used (http:// proxy URL)'));
     }
 
+    if (context.transport === 'pushprox') {
+      // A PushProx proxy hands a scrape to any waiting poll, even one the check would
+      // abandon, and that scrape would be lost: no trial poll is sent.
+      const why =
+        'PushProx transport: a trial poll could swallow a real scrape; the client logs each poll';
+      report(notChecked(STEP.upgrade, why));
+      report(notChecked(STEP.auth, why));
+      return;
+    }
     const path = tunnelUrl(proxyUrl).pathname;
     const answer = await probeTunnel(socket, {
       proxyUrl,
