@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ClientEvents } from '../client/client-events.js';
 import type { TunnelName } from '../client/proxy-endpoint.js';
+import { scrapeLogFields } from './scrape-log-fields.js';
 
 /** Turns client events into log lines; each tunnel event names its proxy (and address). */
 export function logClientEvents(events: ClientEvents, log: Logger): void {
@@ -34,15 +35,7 @@ export function logClientEvents(events: ClientEvents, log: Logger): void {
     log.warn({ proxy, reason }, 'cannot resolve the proxy host; keeping the tunnels that are up');
   });
   events.on('scrapeServed', (info) => {
-    const fields = {
-      target: `${info.name}:${info.port}`,
-      path: info.path,
-      outcome: info.outcome,
-      status: info.status,
-      durationMs: Math.round(info.durationMs * 10) / 10,
-      bytes: info.bytes,
-      ...(info.reason ? { reason: info.reason } : {}),
-    };
+    const fields = scrapeLogFields(info);
     if (info.outcome === 'ok') log.debug(fields, 'scrape served');
     else log.warn(fields, 'scrape failed');
   });

@@ -167,14 +167,18 @@ export class PollEndpoint {
       sendText(res, status, reason, { code: 'NATPROX_BAD_REQUEST', headers });
     };
     const grants = this.options.policy().clientGrants;
-    const known = authorizeLongPoll(grants, req.headers.authorization, undefined);
-    if (!known.ok) {
+    // A refused push is logged and counted like a refused tunnel, with the client's address.
+    const refuseAuth = (auth: { status: number; reason: string }): void => {
       this.options.events.emit('tunnelRejected', {
         remoteAddress: remoteOf(req),
-        status: known.status,
-        reason: known.reason,
+        status: auth.status,
+        reason: auth.reason,
       });
-      refuse(known.status, known.reason, { 'www-authenticate': 'Basic realm="natprox"' });
+      refuse(auth.status, auth.reason, { 'www-authenticate': 'Basic realm="natprox"' });
+    };
+    const known = authorizeLongPoll(grants, req.headers.authorization, undefined);
+    if (!known.ok) {
+      refuseAuth(known);
       return;
     }
     const id = pushed.headers[ID_HEADER];
@@ -199,12 +203,7 @@ export class PollEndpoint {
       scrape.name,
     );
     if (!auth.ok) {
-      this.options.events.emit('tunnelRejected', {
-        remoteAddress: remoteOf(req),
-        status: auth.status,
-        reason: auth.reason,
-      });
-      refuse(auth.status, auth.reason, { 'www-authenticate': 'Basic realm="natprox"' });
+      refuseAuth(auth);
       return;
     }
     // Answer the push once the body has gone to the scraper, or say why it did not.
