@@ -36,7 +36,10 @@ if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get 
   echo "natprox tests: could not install ${missing[*]}; install them with apt-get and run again" >&2
   exit 1
 fi
-# The tests start their own nginx on a free loopback port; the package's service is not needed.
-if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
-  $sudo service nginx stop >/dev/null 2>&1 || true
-fi
+# The tests start their own nginx, Prometheus and node_exporter on free loopback ports; the
+# services the packages start on install are not needed.
+for package in nginx-light prometheus prometheus-node-exporter; do
+  [[ " ${missing[*]} " == *" $package "* ]] || continue
+  service="${package%-light}"
+  $sudo service "$service" stop >/dev/null 2>&1 || true
+done
