@@ -11,6 +11,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { resolveClientSettings } from '../src/config/client-settings.js';
 import {
   eventually,
+  getOrigin,
   openScrape,
   readBody,
   scrapeThrough,
@@ -251,5 +252,25 @@ describe('routing by name and allowlist', () => {
     assert.equal(seen.url, '/metrics?v=6');
     assert.equal(seen.localAddress, '::1');
     assert.equal(seen.remoteAddress, '::1');
+  });
+});
+
+describe('origin-form requests (behind a reverse proxy)', () => {
+  it('are scrapes when Host names a connected client, but never for IP addresses or localhost', async () => {
+    const target = await startTarget((req, res) => res.end(`target ${req.url}`), after);
+    const { port, url } = await startProxy(after);
+    for (const name of ['home-1', '127.0.0.1', 'localhost']) {
+      await startClient(after, {
+        proxyUrl: new URL(url),
+        names: [name],
+        allow: [{ host: '127.0.0.1', port: target.port }],
+      });
+    }
+    const scrape = await getOrigin(port, '/metrics', { host: `home-1:${target.port}` });
+    assert.equal(scrape.body, 'target /metrics');
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+      const own = await getOrigin(port, '/metrics', { host });
+      assert.match(own.body, /natprox_scrapes_total/, `${host} reaches the proxy's own /metrics`);
+    }
   });
 });

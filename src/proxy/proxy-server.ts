@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { isAuthorized, parseAuthorization, type Credential } from '../auth/credentials.js';
@@ -276,8 +276,9 @@ export class NatproxProxy {
     }
     // Behind a reverse proxy (nginx, Caddy) a scrape arrives in origin form with the
     // target in Host: when Host names a connected client, it is a scrape of that client.
+    // Not for IP addresses or localhost, which is how operators reach the proxy itself.
     const host = hostNameOf(req.headers.host);
-    if (host !== undefined && this.registry.lookup(host)) {
+    if (host !== undefined && !isOperatorHost(host) && this.registry.lookup(host)) {
       req.url = `http://${req.headers.host ?? host}${target}`;
       if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
       return;
@@ -370,6 +371,10 @@ export class NatproxProxy {
   private authorized(allowed: readonly Credential[] | undefined, header: string | undefined) {
     return allowed === undefined || isAuthorized(allowed, parseAuthorization(header));
   }
+}
+
+function isOperatorHost(host: string): boolean {
+  return host === 'localhost' || isIP(host) !== 0;
 }
 
 /** The lower-case host name of a Host header, without its port. */
