@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { isIP, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { isAuthorized, parseAuthorization, type Credential } from '../auth/credentials.js';
@@ -12,9 +12,11 @@ import { TUNNEL_PATH } from '../tunnel/protocol.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
 import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
 import type { LongPollTimings } from '../pushprox/long-poll-session.js';
+import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
 import { ProxyEvents } from './proxy-events.js';
+import { hostNameOf, hostOf, isOperatorHost } from './request-host.js';
 import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
 import { targetGroups } from './service-discovery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -53,9 +55,6 @@ export const DEFAULT_PROXY_TIMEOUTS: ProxyTimeouts = {
   idleMs: 65_000,
   tlsHandshakeMs: 10_000,
 };
-
-/** Request line plus headers; larger requests get 431. */
-export const MAX_HEADER_BYTES = 32 * 1024;
 
 export interface ProxyTls {
   cert: string | Buffer;
@@ -166,25 +165,7 @@ export class NatproxProxy {
     this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.authorizeScraper(req, socket)) this.connects.handle(req, socket, head);
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      // A TLS error (a handshake that timed out or failed) leaves nothing to answer on.
-      const tlsFailure = /^(ERR_TLS_|ERR_SSL_|ECONNRESET)/.test(err.code ?? '');
-      if (!socket.writable || tlsFailure) {
-        socket.destroy();
-        return;
-      }
-      if (err.code === 'HPE_HEADER_OVERFLOW') {
-        writeRawResponse(
-          socket,
-          431,
-          `natprox: request line and headers exceed ${MAX_HEADER_BYTES} bytes`,
-        );
-      } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        writeRawResponse(socket, 408, 'natprox: request headers did not arrive in time');
-      } else {
-        writeRawResponse(socket, 400, 'natprox: malformed HTTP request');
-      }
-    });
+    this.server.on('clientError', answerClientError);
     // An idle keep-alive socket is covered by keepAliveTimeout; this catches the rest.
     this.server.on('connection', (socket: Socket) => socket.on('error', () => {}));
   }
@@ -370,25 +351,5 @@ export class NatproxProxy {
 
   private authorized(allowed: readonly Credential[] | undefined, header: string | undefined) {
     return allowed === undefined || isAuthorized(allowed, parseAuthorization(header));
-  }
-}
-
-function isOperatorHost(host: string): boolean {
-  return host === 'localhost' || isIP(host) !== 0;
-}
-
-/** The lower-case host name of a Host header, without its port. */
-function hostNameOf(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const name = header.startsWith('[') ? header.slice(1, header.indexOf(']')) : header.split(':')[0];
-  return name ? name.toLowerCase() : undefined;
-}
-
-/** The name part of an absolute-form target or a CONNECT authority, for logs. */
-function hostOf(target: string): string {
-  try {
-    return new URL(target.includes('://') ? target : `http://${target}`).hostname;
-  } catch {
-    return '';
   }
 }
