@@ -131,7 +131,7 @@ describe('GET /api/v1/clients', () => {
     const { port } = await setUp();
     const text = await getOrigin(port, '/', { authorization: opsAuth });
     assert.match(text.headers['content-type'] ?? '', /text\/plain/);
-    assert.match(text.body, /1 clients connected/);
+    assert.match(text.body, /: 1 client connected\n/);
     assert.match(text.body, /raspberrypi\tnative/);
   });
 });

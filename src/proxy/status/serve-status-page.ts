@@ -32,7 +32,7 @@ export function serveStatusPage(
   sendText(
     res,
     200,
-    `natprox proxy ${report.proxy.version}: ${report.clients.length} clients connected\n\n${lines.join('\n')}`,
+    `natprox proxy ${report.proxy.version}: ${report.clients.length} client${report.clients.length === 1 ? '' : 's'} connected\n\n${lines.join('\n')}`,
   );
 }
 
