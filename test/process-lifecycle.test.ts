@@ -10,6 +10,7 @@ import { describe, it, type TestContext } from 'node:test';
 import {
   deadPort,
   eventually,
+  getOrigin,
   metricValue,
   scrapeThrough,
   spawnNatprox,
@@ -111,25 +112,7 @@ function scrape(proxyPort: number, url: string): Promise<ScrapeResult> {
 
 /** An origin-form GET (`GET /path`), as an operator or Prometheus http_sd sends it. */
 function get(port: number, path: string): Promise<ScrapeResult> {
-  return within(
-    new Promise<ScrapeResult>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.once('error', reject);
-        res.once('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-      });
-      req.once('error', reject);
-    }),
-    5000,
-    `GET ${path} on port ${port}`,
-  );
+  return within(getOrigin(port, path), 5000, `GET ${path} on port ${port}`);
 }
 
 interface SdGroup {

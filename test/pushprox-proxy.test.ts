@@ -13,6 +13,7 @@ import {
   openScrape,
   scrapeThrough,
   startProxy,
+  startRelay,
   startTarget,
   within,
 } from './helpers/loopback.js';
@@ -22,7 +23,7 @@ import {
   goResponseHead,
   parseMessage,
   parsePolledRequest,
-  startCuttingRelay,
+  html504Response,
 } from './helpers/pushprox-peers.js';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -211,11 +212,11 @@ describe('PushProx clients on natprox proxy', () => {
   it('a poll cut off by an intermediary (HTML 504) is never handed a scrape', async () => {
     const target = await startTarget((_req, res) => res.end('after cut\n'), after);
     const { port } = await startProxy(after);
-    const relay = await startCuttingRelay(port, after);
+    const relay = await startRelay({ port }, after);
     // The client re-polls only after 300 ms: a scrape in between must wait for that poll.
     const client = startGoClient({ proxyPort: relay.port, fqdn: 'behind-lb', retryDelayMs: 300 });
     await eventually(() => clientsListed(port, 'behind-lb'), 5000, 'the client');
-    await eventually(() => relay.cutWithHtml504() > 0, 5000, 'a poll to cut');
+    await eventually(() => relay.cutWith(html504Response()) > 0, 5000, 'a poll to cut');
     await eventually(() => client.pollErrors.length > 0, 5000, 'the client to see the 504');
     assert.match(client.pollErrors[0] as string, /status 504/);
     const result = await within(

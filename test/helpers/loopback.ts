@@ -81,15 +81,10 @@ export function scrapeThrough(
     });
     req.once('error', reject);
     req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('error', reject);
-      res.once('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        }),
+      readBody(res).then(
+        (body) =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: body.toString() }),
+        reject,
       );
     });
     req.end();
@@ -322,6 +317,11 @@ export interface Relay {
    * dies (FIN), 'reset' aborts them (RST) as a middlebox dropping the connection would.
    */
   cut(how: 'close' | 'reset'): void;
+  /**
+   * Answers every relayed connection with `response` (raw HTTP, e.g. a load balancer's HTML
+   * 504 when its idle timeout fires) and drops the upstream side; returns how many it cut.
+   */
+  cutWith(response: string): number;
 }
 
 /** A TCP relay on 127.0.0.1 to `to`, so a test can cut a connection from outside both ends. */
@@ -356,6 +356,17 @@ export async function startRelay(
       }
     }
   };
+  const cutWith = (response: string): number => {
+    const open = [...pairs];
+    for (const pair of open) {
+      pairs.delete(pair);
+      const [inbound, outbound] = pair;
+      outbound.unpipe(inbound);
+      outbound.destroy();
+      inbound.end(response);
+    }
+    return open.length;
+  };
   teardown(() => {
     cut('reset');
     server.close();
@@ -366,5 +377,6 @@ export async function startRelay(
       return connections;
     },
     cut,
+    cutWith,
   };
 }

@@ -398,62 +398,11 @@ function fetchLocal(scrape: PolledScrape, timeoutMs: number): Promise<LocalRespo
   });
 }
 
-export interface CuttingRelay {
-  port: number;
-  /** Answers every open connection with an HTML 504 (as a load balancer whose idle timeout fired) and drops the upstream side. */
-  cutWithHtml504(): number;
-}
-
 const HTML_504 =
   '<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
 
 export function html504Response(): string {
   return `HTTP/1.1 504 Gateway Time-out\r\nServer: nginx\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(HTML_504)}\r\nConnection: close\r\n\r\n${HTML_504}`;
-}
-
-/** A TCP relay to `upstreamPort` that can cut the connections open through it, like a load balancer. */
-export async function startCuttingRelay(
-  upstreamPort: number,
-  teardown: Teardown,
-): Promise<CuttingRelay> {
-  const pairs = new Set<[net.Socket, net.Socket]>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect({ host: '127.0.0.1', port: upstreamPort });
-    const pair: [net.Socket, net.Socket] = [inbound, outbound];
-    pairs.add(pair);
-    const drop = (): void => {
-      pairs.delete(pair);
-      inbound.destroy();
-      outbound.destroy();
-    };
-    inbound.on('error', drop).on('close', drop);
-    outbound.on('error', drop).on('close', drop);
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  teardown(() => {
-    for (const [a, b] of pairs) {
-      a.destroy();
-      b.destroy();
-    }
-    server.close();
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    cutWithHtml504() {
-      let cut = 0;
-      for (const pair of [...pairs]) {
-        pairs.delete(pair);
-        const [inbound, outbound] = pair;
-        outbound.unpipe(inbound);
-        outbound.destroy();
-        inbound.end(html504Response());
-        cut += 1;
-      }
-      return cut;
-    },
-  };
 }
 
 interface WaitingPoll {

@@ -15,6 +15,7 @@ import {
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
 } from '../../src/tunnel/protocol.js';
+import { readBody } from './loopback.js';
 
 export interface RawResult {
   /** Status of the first response, when a complete status line arrived. */
@@ -154,16 +155,15 @@ export function tunnelAttempt(
       resolve({ status: res.statusCode ?? 0, body: '', headers: res.headers, localPort });
     });
     req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('error', reject);
-      res.once('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          body: Buffer.concat(chunks).toString('utf8'),
-          headers: res.headers,
-          localPort,
-        }),
+      readBody(res).then(
+        (body) =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: body.toString(),
+            headers: res.headers,
+            localPort,
+          }),
+        reject,
       );
     });
     req.end();
@@ -202,16 +202,15 @@ export function scrapeThroughTls(
     req.once('response', (res) => {
       const socket = res.socket as tls.TLSSocket;
       const fingerprint256 = socket.getPeerCertificate().fingerprint256 ?? '';
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('error', reject);
-      res.once('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-          fingerprint256,
-        }),
+      readBody(res).then(
+        (body) =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: body.toString(),
+            fingerprint256,
+          }),
+        reject,
       );
     });
     req.end();
