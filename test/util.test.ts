@@ -4,7 +4,7 @@ import { flagDurationMs } from '../src/config/proxy-settings.js';
 import { ConfigError } from '../src/errors.js';
 import { formatDurationMs, parseDurationMs } from '../src/util/duration.js';
 import { endToEndHeaders } from '../src/util/headers.js';
-import { formatHostPort, parseHostPort } from '../src/util/host-port.js';
+import { formatHostPort, parseHostPort, urlHostPort } from '../src/util/host-port.js';
 
 describe('parseDurationMs', () => {
   const valid: Array<[string, number]> = [
@@ -237,5 +237,19 @@ describe('endToEndHeaders', () => {
     const input = { connection: 'close', accept: '*/*' };
     endToEndHeaders(input);
     assert.deepEqual(input, { connection: 'close', accept: '*/*' });
+  });
+});
+
+describe('urlHostPort', () => {
+  it('unbrackets IPv6 and fills in the scheme default port', () => {
+    assert.deepEqual(urlHostPort(new URL('http://[2001:db8::1]:8080/x')), {
+      host: '2001:db8::1',
+      port: 8080,
+    });
+    assert.deepEqual(urlHostPort(new URL('https://vps.example/')), {
+      host: 'vps.example',
+      port: 443,
+    });
+    assert.deepEqual(urlHostPort(new URL('http://vps.example')), { host: 'vps.example', port: 80 });
   });
 });

@@ -4,9 +4,9 @@ import { tunnelUrl } from '../tunnel/tunnel-dialer.js';
 import { VERSION } from '../version.js';
 import { Allowlist, type AllowedTarget } from '../client/allowlist.js';
 import { clientProxies, type ProxyEndpoint } from '../client/proxy-endpoint.js';
-import { formatHostPort } from '../util/host-port.js';
+import { formatHostPort, urlHostPort } from '../util/host-port.js';
 import { DEFAULT_STEP_TIMEOUT_MS, notChecked, STEP, unused, type StepOutcome } from './outcome.js';
-import { checkConfig, checkDns, checkTcp, proxyEndpoint } from './steps.js';
+import { checkConfig, checkDns, checkTcp } from './steps.js';
 import { targetOutcome, probeTarget } from './target-probe.js';
 import { probeTls, tlsOutcome } from './tls-probe.js';
 import { probeTunnel, tunnelOutcomes } from './tunnel-probe.js';
@@ -89,7 +89,7 @@ interface ProxyCheckContext {
 async function checkProxy(proxy: ProxyEndpoint, context: ProxyCheckContext): Promise<void> {
   const { url: proxyUrl, token, tls } = proxy;
   const { names, labels, allow, timeoutMs, now, report } = context;
-  const { host, port } = proxyEndpoint(proxyUrl);
+  const { host, port } = urlHostPort(proxyUrl);
   const secure = proxyUrl.protocol === 'https:';
   let socket: Socket | undefined;
   try {

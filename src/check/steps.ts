@@ -8,15 +8,8 @@ import {
 import { clientProxies } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
 import type { ClientTls } from '../tunnel/tls-connect.js';
-import { formatHostPort } from '../util/host-port.js';
+import { formatHostPort, urlHostPort } from '../util/host-port.js';
 import { failed, passed, STEP, type StepOutcome } from './outcome.js';
-
-/** The proxy's host (IPv6 without brackets) and port, as the client dials them. */
-export function proxyEndpoint(url: URL): { host: string; port: number } {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-  return { host, port };
-}
 
 /** Step 1: the same flags and config file as the client, resolved the same way. */
 export function checkConfig(
@@ -73,7 +66,7 @@ export function checkConfig(
   ];
   const plain = proxies
     .map(({ url }) => url)
-    .find((url) => url.protocol === 'http:' && !isLoopback(proxyEndpoint(url).host));
+    .find((url) => url.protocol === 'http:' && !isLoopback(urlHostPort(url).host));
   const hint = plain
     ? `the token and every scrape cross the network unencrypted${proxies.length > 1 ? ` to ${plain.host}` : ''}: give the proxy tls: and use https://`
     : undefined;

@@ -28,13 +28,6 @@ export function tunnelKey(name: TunnelName): string {
   return name.address === undefined ? name.proxy : `${name.proxy} ${name.address}`;
 }
 
-/** The proxy's host as DNS knows it (IPv6 literals without brackets) and its port. */
-export function endpointHostPort(url: URL): { host: string; port: number } {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-  return { host, port };
-}
-
 /** The proxies of `options`: `proxies`, or the one `proxyUrl` with `token` and `tls`. */
 export function clientProxies(options: {
   proxyUrl?: URL | undefined;

@@ -1,14 +1,10 @@
 import { AddressWatcher } from './address-watcher.js';
 import type { ClientEvents, ConnectionState } from './client-events.js';
 import type { ClientTransport } from './client-transport.js';
-import {
-  endpointHostPort,
-  proxyLabel,
-  type ProxyEndpoint,
-  type TunnelName,
-} from './proxy-endpoint.js';
+import { proxyLabel, type ProxyEndpoint, type TunnelName } from './proxy-endpoint.js';
 import type { ResolveHost } from './resolve-host.js';
 import { TunnelSet } from './tunnel-set.js';
+import { urlHostPort } from '../util/host-port.js';
 
 export interface ProxyTunnelsOptions {
   endpoints: ProxyEndpoint[];
@@ -49,7 +45,7 @@ export class ProxyTunnels implements ClientTransport {
       }
       this.watchers.push(
         new AddressWatcher({
-          host: endpointHostPort(endpoint.url).host,
+          host: urlHostPort(endpoint.url).host,
           resolveHost: options.resolveHost,
           intervalMs: options.reresolveIntervalMs,
           retryMs: Math.min(RESOLVE_RETRY_MS, options.reresolveIntervalMs),

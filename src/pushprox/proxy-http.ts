@@ -2,6 +2,7 @@ import http, { type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { connectTls, type ClientTls } from '../tunnel/tls-connect.js';
 import { VERSION } from '../version.js';
+import { urlHostPort } from '../util/host-port.js';
 
 /** TCP keepalive on polls: a long-idle poll keeps home NAT mappings open and dead peers show. */
 const KEEPALIVE_DELAY_MS = 30_000;
@@ -53,8 +54,7 @@ export class ProxyHttp {
   async post(endpoint: 'poll' | 'push', headers: OutgoingHttpHeaders): Promise<ClientRequest> {
     const url = this.urlOf(endpoint);
     const secure = url.protocol === 'https:';
-    const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+    const { host: hostname, port } = urlHostPort(url);
     const options: http.RequestOptions = {
       method: 'POST',
       hostname,

@@ -16,6 +16,7 @@ import {
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
 } from './protocol.js';
+import { urlHostPort } from '../util/host-port.js';
 
 export interface DialOptions {
   proxyUrl: URL;
@@ -66,8 +67,7 @@ export function tunnelUrl(proxyUrl: URL): URL {
 export async function dialTunnel(options: DialOptions): Promise<TunnelConnection> {
   const url = tunnelUrl(options.proxyUrl);
   const secure = url.protocol === 'https:';
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  const { host: hostname, port } = urlHostPort(url);
   const tlsSocket = secure
     ? await connectTls(hostname, port, options.tls, options.handshakeTimeoutMs, options.address)
     : undefined;

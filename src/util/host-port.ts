@@ -41,6 +41,16 @@ export function parseHostPort(text: string, defaultHost?: string): HostPort | st
   return { host: host as string, port };
 }
 
+/**
+ * Host and port to connect to for an http(s) URL: IPv6 literals without their brackets,
+ * and the scheme's default port when the URL names none.
+ */
+export function urlHostPort(url: URL): HostPort {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  return { host, port };
+}
+
 /** Formats host and port for a URL or a log line, bracketing IPv6 addresses. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
