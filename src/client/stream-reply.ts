@@ -1,6 +1,6 @@
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { NatproxErrorCode } from '../errors.js';
-import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import { CLIENT_ANSWER_PREFIX, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -20,7 +20,7 @@ export function refuseStream(
     'content-type': 'text/plain; charset=utf-8',
     [ERROR_CODE_HEADER]: code,
   });
-  stream.end(`natprox client: ${reason}\n`);
+  stream.end(`${CLIENT_ANSWER_PREFIX}${reason}\n`);
 }
 
 /** NAME and PORT of a stream's :authority ("NAME:PORT"); port 0 when it is missing or bad. */

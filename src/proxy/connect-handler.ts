@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorMessage } from '../errors.js';
-import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import { clientAnswerReason, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
 import type { ScrapePolicy } from './scrape-handler.js';
@@ -99,7 +99,7 @@ export class ConnectHandler {
             release();
             const code = response.headers[ERROR_CODE_HEADER];
             const outcome = code === 'NATPROX_TARGET_FORBIDDEN' ? 'forbidden' : 'target_error';
-            refuse(outcome, response.status, text.replace(/^natprox client: /, ''));
+            refuse(outcome, response.status, text);
           });
           return;
         }
@@ -149,6 +149,6 @@ function readReason(stream: Duplex, done: (text: string) => void): void {
   stream.on('data', (chunk: string) => {
     if (text.length < MAX_REASON_BYTES) text += chunk;
   });
-  stream.once('close', () => done(text.trim() || 'the client refused the connection'));
+  stream.once('close', () => done(clientAnswerReason(text) ?? 'the client refused the connection'));
   stream.on('error', () => {});
 }

@@ -2,7 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
 import { endToEndHeaders } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
-import { ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
+import {
+  clientAnswerReason,
+  ERROR_CODE_HEADER,
+  INTERNAL_HEADER_PREFIX,
+} from '../tunnel/protocol.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
@@ -188,7 +192,9 @@ export class ScrapeHandler {
           (err) => {
             done();
             if (!err) {
-              const reason = ownAnswer ? cleanExplanation(explanation) : undefined;
+              const reason = ownAnswer
+                ? clientAnswerReason(explanation.slice(0, MAX_EXPLANATION))
+                : undefined;
               finish(outcome, response.status, {
                 bytes,
                 sessionId: session.id,
@@ -235,14 +241,6 @@ export class ScrapeHandler {
 
 /** Longest part of a client's error answer kept as the reason. */
 const MAX_EXPLANATION = 512;
-
-function cleanExplanation(text: string): string | undefined {
-  const trimmed = text
-    .slice(0, MAX_EXPLANATION)
-    .trim()
-    .replace(/^natprox client: /, '');
-  return trimmed === '' ? undefined : trimmed;
-}
 
 function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {
   if (!signal.aborted) return undefined;

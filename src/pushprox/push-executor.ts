@@ -2,7 +2,11 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ClientEvents, ServeOutcome } from '../client/client-events.js';
 import type { LocalFetch, LocalTargets } from '../client/local-fetch.js';
 import type { NatproxErrorCode } from '../errors.js';
-import { ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../tunnel/protocol.js';
+import {
+  CLIENT_ANSWER_PREFIX,
+  ERROR_CODE_HEADER,
+  INTERNAL_HEADER_PREFIX,
+} from '../tunnel/protocol.js';
 import { endToEndHeaders } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
 import type { ProxyHttp } from './proxy-http.js';
@@ -83,7 +87,7 @@ export class PushExecutor {
         outcome: ServeOutcome,
         reason: string,
       ): void => {
-        const body = Buffer.from(`natprox client: ${reason}\n`);
+        const body = Buffer.from(`${CLIENT_ANSWER_PREFIX}${reason}\n`);
         const head = writeResponseHead({
           status,
           headers: { 'content-type': 'text/plain; charset=utf-8', [ERROR_CODE_HEADER]: code },

@@ -21,6 +21,18 @@ export const CLIENT_AUTH_HEADER = 'x-natprox-client-auth';
 /** Headers natprox adds between proxy and client; stripped before anything reaches a target. */
 export const INTERNAL_HEADER_PREFIX = 'x-natprox-';
 export const DEADLINE_HEADER = 'x-natprox-deadline-ms';
+/** How the client starts the text of its own error answers (403, 502, 504…). */
+export const CLIENT_ANSWER_PREFIX = 'natprox client: ';
+
+/** The reason in the text of a client's own error answer, or undefined when it has none. */
+export function clientAnswerReason(text: string): string | undefined {
+  const trimmed = text.trim();
+  const reason = trimmed.startsWith(CLIENT_ANSWER_PREFIX)
+    ? trimmed.slice(CLIENT_ANSWER_PREFIX.length)
+    : trimmed;
+  return reason === '' ? undefined : reason;
+}
+
 /**
  * Trailer the client sends after a body it relayed in full. HTTP/2 ends a stream the same
  * way whether the body finished or the connection was lost; this tells the two apart.
