@@ -35,7 +35,6 @@ export interface ProxyEventMap {
   tunnelConnected: [session: ClientSession];
   tunnelDisconnected: [session: ClientSession, reason: string];
   tunnelRejected: [info: { remoteAddress: string; status: number; reason: string }];
-  scrapeStarted: [info: { name: string; sessionId: string }];
   scrapeFinished: [info: ScrapeFinished];
   /** A CONNECT tunnel (https target) ended; bytes count both directions. */
   connectFinished: [info: ScrapeFinished];

@@ -145,7 +145,6 @@ export class ScrapeHandler {
       res.off('close', onScraperGone);
       release();
     };
-    this.options.events.emit('scrapeStarted', { name, sessionId: session.id });
 
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
     const pathAndQuery = `${url.pathname}${url.search}`;
