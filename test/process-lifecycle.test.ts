@@ -265,6 +265,9 @@ describe('natprox processes', { concurrency: true, timeout: 90_000 }, () => {
         'the resumed client to be listed again',
       );
       console.log(`the resumed client was listed again after ${secondsSince(resumedAt)} s`);
+      // The proxy lists the client as soon as it has sent 101; the client logs its side a
+      // moment later.
+      await waitForRecord(client, 'tunnel connected', 2, 5000);
       assert.equal(count(client, 'tunnel connected'), 2, 'the client reconnected once');
       const result = await scrape(proxy.port, `http://home:${target.port}/again`);
       assert.equal(result.status, 200, result.body);
