@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { findGrant, nameMatches, type ClientGrant } from '../src/auth/client-tokens.js';
+import { findGrant, nameMatches, type ClientGrant } from '../src/auth/client-grants.js';
 import { isAuthorized, parseAuthorization, type Credential } from '../src/auth/credentials.js';
 import { matchesSha256, sha256Hex } from '../src/auth/secret-hash.js';
 import { resolveClientSettings } from '../src/config/client-settings.js';

@@ -8,7 +8,7 @@ import { SessionRegistry } from '../src/proxy/session-registry.js';
 class FakeSession implements ClientSession {
   closed = false;
   readonly connectedAt = new Date(0);
-  readonly tokenSha256 = undefined;
+  readonly grantKey = undefined;
   private readonly listeners: Array<(reason: string) => void> = [];
 
   constructor(

@@ -63,6 +63,7 @@ export function checkConfig(
       : withToken === 0
         ? 'no token'
         : `token given for ${withToken} of ${proxies.length} proxies`,
+    ...(proxies.some(({ tls }) => tls?.cert) ? ['client certificate given'] : []),
   ];
   const plain = proxies
     .map(({ url }) => url)

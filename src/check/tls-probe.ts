@@ -32,6 +32,7 @@ export function probeTls(
       socket,
       ...(isIP(host) ? {} : { servername: host }),
       ...(options?.ca ? { ca: options.ca } : {}),
+      ...(options?.cert ? { cert: options.cert, key: options.key } : {}),
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
     });

@@ -163,10 +163,23 @@ export function tunnelOutcomes(
     }
     return [
       upgrade,
-      passed(STEP.auth, `token accepted; may register ${grants}; will register ${names}`),
+      passed(
+        STEP.auth,
+        `${headers[CLIENT_AUTH_HEADER] === 'certificate' ? 'client certificate' : 'token'} accepted; may register ${grants}; will register ${names}`,
+      ),
     ];
   }
   if (status === 401 && fromNatprox) {
+    if (reason.startsWith('the client certificate')) {
+      return [
+        reached,
+        failed(
+          STEP.auth,
+          `${reason} (HTTP 401)`,
+          "check --cert-file against the proxy's clients: (cert_subject, cert_sha256) and tls.client_ca_file",
+        ),
+      ];
+    }
     if (!context.token) {
       return [
         reached,
@@ -192,7 +205,9 @@ export function tunnelOutcomes(
       failed(
         STEP.auth,
         `${reason} (HTTP 403)`,
-        `serve only names the token grants (--name, names:), or grant ${names} to this token in the proxy's clients: (names:)`,
+        reason.startsWith('this client certificate')
+          ? `serve only names the certificate grants (--name, names:), or grant ${names} to its entry in the proxy's clients: (names:)`
+          : `serve only names the token grants (--name, names:), or grant ${names} to this token in the proxy's clients: (names:)`,
       ),
     ];
   }

@@ -14,6 +14,8 @@ export const CLIENT_FLAGS = {
   'token-file': { type: 'string' },
   'ca-file': { type: 'string' },
   'tls-fingerprint': { type: 'string' },
+  'cert-file': { type: 'string' },
+  'key-file': { type: 'string' },
   'metrics-listen': { type: 'string' },
   'shutdown-grace': { type: 'string' },
   'heartbeat-interval': { type: 'string' },

@@ -59,8 +59,8 @@ scrape: allowed on loopback; elsewhere the proxy refuses to start unless --insec
 const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. http://vps.example:8080, https://vps.example,
                                    http://[2001:db8::1]:8080 (required, or proxy_url in --config).
                                    Repeat it for several proxies: one independent tunnel to each;
-                                   they all share --token-file, --ca-file and --tls-fingerprint
-                                   (for one token or CA per proxy use proxies: in --config)
+                                   they all share --token-file, --ca-file, --tls-fingerprint and
+                                   --cert-file (for one token or CA per proxy use proxies:)
   --connect-all-addresses          one tunnel to every A/AAAA address of each proxy host, kept in
                                    step with DNS (re-resolved every 30 s), for proxy replicas
                                    behind one name; TLS still checks the host name (docs/ha.md)
@@ -71,14 +71,20 @@ const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. ht
                                    means 127.0.0.1:PORT. Nothing else is ever fetched.
   --label KEY=VALUE                a label on this client's /clients target groups, repeatable
   --config FILE                    YAML config: proxy_url (or proxies: [{url, token_file,
-                                   ca_file, tls_fingerprint}]), connect_all_addresses, names,
-                                   allow, labels, token_file, ca_file, tls_fingerprint,
+                                   ca_file, tls_fingerprint, cert_file, key_file}]),
+                                   connect_all_addresses, names, allow, labels, token_file,
+                                   ca_file, tls_fingerprint, cert_file, key_file,
                                    metrics_listen; flags win
   --token-file FILE                the client token (one trailing newline is ignored)
   --ca-file FILE                   trust this CA (PEM) for an https:// proxy instead of the
                                    system CAs
   --tls-fingerprint SHA256         accept only the proxy certificate with this SHA-256
                                    fingerprint (hex, colons optional); replaces CA checks
+  --cert-file FILE                 a TLS client certificate (PEM) for an https:// proxy that
+                                   accepts certificates instead of tokens (natprox proxy
+                                   clients: cert_subject or cert_sha256; a PushProx proxy
+                                   behind mTLS)
+  --key-file FILE                  the private key (PEM) of --cert-file
   --metrics-listen HOST:PORT       serve the client's own /metrics here
   --shutdown-grace DUR             on SIGTERM/SIGINT, time in-flight scrapes get to finish (default 10s)
   --heartbeat-interval DUR         ping interval on the tunnel (default 4s)

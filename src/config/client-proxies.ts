@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
 import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
@@ -10,6 +11,8 @@ export interface ClientProxyFlags {
   'token-file'?: string | undefined;
   'ca-file'?: string | undefined;
   'tls-fingerprint'?: string | undefined;
+  'cert-file'?: string | undefined;
+  'key-file'?: string | undefined;
 }
 
 /** A value and where it came from, for error messages. */
@@ -23,6 +26,8 @@ interface ProxySource {
   tokenFile?: Sourced | undefined;
   caFile?: Sourced | undefined;
   pin?: Sourced | undefined;
+  certFile?: Sourced | undefined;
+  keyFile?: Sourced | undefined;
 }
 
 function sourced(value: string | undefined, where: string): Sourced | undefined {
@@ -48,6 +53,10 @@ export function resolveClientProxies(
     pin:
       sourced(flags['tls-fingerprint'], '--tls-fingerprint') ??
       sourced(file.tls_fingerprint, `${source}: tls_fingerprint`),
+    certFile:
+      sourced(flags['cert-file'], '--cert-file') ?? sourced(file.cert_file, `${source}: cert_file`),
+    keyFile:
+      sourced(flags['key-file'], '--key-file') ?? sourced(file.key_file, `${source}: key_file`),
   };
   const flagUrls = [flags['proxy-url'] ?? []].flat();
   let sources: ProxySource[];
@@ -75,6 +84,14 @@ export function resolveClientProxies(
           sourced(flags['tls-fingerprint'], '--tls-fingerprint') ??
           sourced(entry.tls_fingerprint, `${where}.tls_fingerprint`) ??
           shared.pin,
+        certFile:
+          sourced(flags['cert-file'], '--cert-file') ??
+          sourced(entry.cert_file, `${where}.cert_file`) ??
+          shared.certFile,
+        keyFile:
+          sourced(flags['key-file'], '--key-file') ??
+          sourced(entry.key_file, `${where}.key_file`) ??
+          shared.keyFile,
       };
     });
   } else if (file.proxy_url !== undefined) {
@@ -97,7 +114,7 @@ export function resolveClientProxies(
     return {
       url,
       token: entry.tokenFile ? readToken(entry.tokenFile) : undefined,
-      tls: clientTls(url, entry.caFile, entry.pin),
+      tls: clientTls(url, entry),
     };
   });
 }
@@ -129,30 +146,36 @@ function readToken({ value: file, where }: Sourced): string {
   return token;
 }
 
-function clientTls(
-  proxyUrl: URL,
-  caFile: Sourced | undefined,
-  pinText: Sourced | undefined,
-): ClientTls | undefined {
-  if (caFile === undefined && pinText === undefined) return undefined;
-  if (proxyUrl.protocol !== 'https:') {
+function readPem(file: Sourced, kind: 'CERTIFICATE' | 'PRIVATE KEY'): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file.value);
+  } catch (err) {
+    throw new ConfigError(`${file.where}: cannot read ${file.value}: ${(err as Error).message}`);
+  }
+  if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(pem.toString('latin1'))) {
     throw new ConfigError(
-      `${(caFile ?? pinText)?.where}: --ca-file and --tls-fingerprint apply to https:// proxy URLs; ${proxyUrl.origin} is plain http`,
+      `${file.where}: ${file.value} holds no PEM ${kind === 'CERTIFICATE' ? 'certificate' : 'private key'}`,
     );
   }
-  let ca: Buffer | undefined;
-  if (caFile !== undefined) {
-    try {
-      ca = readFileSync(caFile.value);
-    } catch (err) {
-      throw new ConfigError(
-        `${caFile.where}: cannot read ${caFile.value}: ${(err as Error).message}`,
-      );
-    }
-    if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
-      throw new ConfigError(`${caFile.where}: ${caFile.value} holds no PEM certificate`);
-    }
+  return pem;
+}
+
+function clientTls(proxyUrl: URL, entry: ProxySource): ClientTls | undefined {
+  const { caFile, pin: pinText, certFile, keyFile } = entry;
+  const given = caFile ?? pinText ?? certFile ?? keyFile;
+  if (given === undefined) return undefined;
+  if (proxyUrl.protocol !== 'https:') {
+    throw new ConfigError(
+      `${given.where}: --ca-file, --tls-fingerprint and --cert-file apply to https:// proxy URLs; ${proxyUrl.origin} is plain http`,
+    );
   }
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(
+      `${(certFile ?? keyFile)?.where}: a client certificate needs both --cert-file and --key-file (cert_file and key_file)`,
+    );
+  }
+  const ca = caFile && readPem(caFile, 'CERTIFICATE');
   let pinSha256: string | undefined;
   if (pinText !== undefined) {
     pinSha256 = normalizeFingerprint(pinText.value);
@@ -162,5 +185,15 @@ function clientTls(
       );
     }
   }
-  return { ca, pinSha256 };
+  if (certFile === undefined || keyFile === undefined) return { ca, pinSha256 };
+  const cert = readPem(certFile, 'CERTIFICATE');
+  const key = readPem(keyFile, 'PRIVATE KEY');
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new ConfigError(
+      `${certFile.where}: the client certificate ${certFile.value} and key ${keyFile.value} do not load: ${(err as Error).message}; both must be PEM and belong together`,
+    );
+  }
+  return { ca, pinSha256, cert, key };
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import type { ClientGrant } from '../auth/client-grants.js';
 import type { Credential } from '../auth/credentials.js';
 import { ConfigError } from '../errors.js';
 import {
@@ -9,6 +10,7 @@ import {
   type ProxyTls,
 } from '../proxy/proxy-server.js';
 import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
+import { normalizeFingerprint } from '../tunnel/tls-connect.js';
 import { parseDurationMs } from '../util/duration.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../util/host-port.js';
 import { loadYamlFile } from './load-file.js';
@@ -89,17 +91,21 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
       `refusing to listen on ${formatHostPort(listen.host, listen.port)} without ${missing.join(' and ')}${where ? ` in ${where}` : ' (no --config given)'}: anyone who reaches it could ${file.clients === undefined ? 'register names' : 'scrape through it'}. Add them to the config (natprox token, natprox hash-password print the lines), listen on 127.0.0.1, or pass --insecure to run open anyway`,
     );
   }
+  const clientGrants = file.clients?.map((entry): ClientGrant => ({
+    names: entry.names,
+    ...(entry.token_sha256 ? { tokenSha256: entry.token_sha256 } : {}),
+    ...(entry.cert_subject ? { certSubject: entry.cert_subject.toLowerCase() } : {}),
+    ...(entry.cert_sha256 ? { certSha256: normalizeFingerprint(entry.cert_sha256) } : {}),
+  }));
+  checkCertificateGrants(clientGrants, file.tls, where);
   return {
     openToNetwork,
     proxy: {
       listen,
-      tls: file.tls ? readTls(file.tls, where) : undefined,
+      tls: file.tls ? readTls(file.tls, clientGrants, where) : undefined,
       defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs,
-      clientGrants: file.clients?.map((entry) => ({
-        tokenSha256: entry.token_sha256,
-        names: entry.names,
-      })),
+      clientGrants,
       scrapers: credentials(file.scrapers),
       operators: credentials(file.operators),
       limits: {
@@ -134,7 +140,32 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-function readTls(tls: NonNullable<ProxyFile['tls']>, where: string): ProxyTls {
+/** Certificate grants need TLS, and grants by subject need a CA to vouch for the subject. */
+function checkCertificateGrants(
+  grants: readonly ClientGrant[] | undefined,
+  tls: ProxyFile['tls'],
+  where: string,
+): void {
+  const index = (test: (grant: ClientGrant) => boolean): number => grants?.findIndex(test) ?? -1;
+  const byCert = index((grant) => grant.tokenSha256 === undefined);
+  if (byCert >= 0 && tls === undefined) {
+    throw new ConfigError(
+      `${where}: clients[${byCert}]: a client certificate needs TLS on the proxy; add tls: with cert_file and key_file, or give the client a token (token_sha256)`,
+    );
+  }
+  const bySubject = index((grant) => grant.certSubject !== undefined);
+  if (bySubject >= 0 && tls?.client_ca_file === undefined) {
+    throw new ConfigError(
+      `${where}: clients[${bySubject}]: cert_subject needs tls.client_ca_file, the CA that signs client certificates (anyone can make a certificate with any subject); or pin the certificate with cert_sha256`,
+    );
+  }
+}
+
+function readTls(
+  tls: NonNullable<ProxyFile['tls']>,
+  grants: readonly ClientGrant[] | undefined,
+  where: string,
+): ProxyTls {
   const read = (field: string, file: string): Buffer => {
     try {
       return readFileSync(file);
@@ -153,5 +184,20 @@ function readTls(tls: NonNullable<ProxyFile['tls']>, where: string): ProxyTls {
       `${where}: tls: the certificate ${tls.cert_file} and key ${tls.key_file} do not load: ${(err as Error).message}; both must be PEM and belong together`,
     );
   }
-  return { cert, key };
+  let clientCa: Buffer | undefined;
+  if (tls.client_ca_file !== undefined) {
+    clientCa = read('client_ca_file', tls.client_ca_file);
+    const pem = clientCa.toString('latin1');
+    try {
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+      createSecureContext({ ca: clientCa });
+    } catch (err) {
+      throw new ConfigError(
+        `${where}: tls.client_ca_file: ${tls.client_ca_file} does not load: ${(err as Error).message}; expected the PEM certificate of the CA that signs client certificates`,
+      );
+    }
+  }
+  const requestClientCert =
+    clientCa !== undefined || (grants ?? []).some((grant) => grant.tokenSha256 === undefined);
+  return { cert, key, clientCa, requestClientCert };
 }

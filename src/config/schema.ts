@@ -65,23 +65,47 @@ const byteSize = z
 
 const filePath = z.string({ error: 'expected a file path' }).min(1, 'expected a file path');
 
+const tlsFingerprint = z
+  .string({ error: 'expected a SHA-256 fingerprint' })
+  .refine((text) => normalizeFingerprint(text) !== undefined, {
+    message: 'expected a SHA-256 fingerprint: 64 hex digits, with or without colons',
+  });
+
+const CLIENT_CREDENTIALS = ['token_sha256', 'cert_subject', 'cert_sha256'] as const;
+
+/** A client grant: names and exactly one credential (a token, or a TLS client certificate). */
+const clientGrant = z
+  .object({
+    names: z.array(namePattern).min(1, 'expected at least one name or pattern'),
+    token_sha256: sha256Hex.optional(),
+    cert_subject: z
+      .string({ error: "expected a certificate's CN or DNS name" })
+      .min(1, "expected a certificate's CN or DNS name")
+      .optional(),
+    cert_sha256: tlsFingerprint.optional(),
+  })
+  .strict()
+  .superRefine((entry, ctx) => {
+    const given = CLIENT_CREDENTIALS.filter((key) => entry[key] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected exactly one of token_sha256 (natprox token prints it), cert_subject (a client certificate's CN or DNS name, signed by tls.client_ca_file) or cert_sha256 (a client certificate's fingerprint), got ${given.length === 0 ? 'none' : given.join(' and ')}`,
+      });
+    }
+  });
+
 export const proxyFileSchema = z
   .object({
     listen: hostPort.optional(),
-    tls: z.object({ cert_file: filePath, key_file: filePath }).strict().optional(),
+    tls: z
+      .object({ cert_file: filePath, key_file: filePath, client_ca_file: filePath.optional() })
+      .strict()
+      .optional(),
     default_scrape_timeout: duration.optional(),
     max_scrape_timeout: duration.optional(),
     shutdown_grace: duration.optional(),
-    clients: z
-      .array(
-        z
-          .object({
-            names: z.array(namePattern).min(1, 'expected at least one name or pattern'),
-            token_sha256: sha256Hex,
-          })
-          .strict(),
-      )
-      .optional(),
+    clients: z.array(clientGrant).optional(),
     scrapers: z.array(credential).optional(),
     operators: z.array(credential).optional(),
     long_poll: z
@@ -119,19 +143,15 @@ const allowEntry = z.union(
   { error: 'expected PORT, "HOST:PORT" or {host, port, paths}' },
 );
 
-const tlsFingerprint = z
-  .string({ error: 'expected a SHA-256 fingerprint' })
-  .refine((text) => normalizeFingerprint(text) !== undefined, {
-    message: 'expected a SHA-256 fingerprint: 64 hex digits, with or without colons',
-  });
-
-/** One proxy of several; token_file, ca_file and tls_fingerprint default to the top-level ones. */
+/** One proxy of several; token_file, ca_file, tls_fingerprint, cert_file and key_file default to the top-level ones. */
 const proxyEntry = z
   .object({
     url: z.string({ error: 'expected the proxy URL, e.g. https://vps.example:8443' }),
     token_file: filePath.optional(),
     ca_file: filePath.optional(),
     tls_fingerprint: tlsFingerprint.optional(),
+    cert_file: filePath.optional(),
+    key_file: filePath.optional(),
   })
   .strict();
 
@@ -140,7 +160,8 @@ export const clientFileSchema = z
     proxy_url: z.string().optional(),
     proxies: z
       .array(proxyEntry, {
-        error: 'expected a list of {url, token_file, ca_file, tls_fingerprint}',
+        error:
+          'expected a list of {url, token_file, ca_file, tls_fingerprint, cert_file, key_file}',
       })
       .min(1, 'expected at least one proxy')
       .optional(),
@@ -162,6 +183,8 @@ export const clientFileSchema = z
     token_file: filePath.optional(),
     ca_file: filePath.optional(),
     tls_fingerprint: tlsFingerprint.optional(),
+    cert_file: filePath.optional(),
+    key_file: filePath.optional(),
     metrics_listen: hostPort.optional(),
     shutdown_grace: duration.optional(),
   })

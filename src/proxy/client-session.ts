@@ -52,8 +52,8 @@ export interface ClientSession {
   readonly registration: Registration;
   readonly remoteAddress: string;
   readonly connectedAt: Date;
-  /** SHA-256 of the token it authenticated with (none when the proxy has no `clients:`). */
-  readonly tokenSha256: string | undefined;
+  /** grantKey() of the grant it authenticated with (none when the proxy has no `clients:`). */
+  readonly grantKey: string | undefined;
   readonly closed: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
   scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse>;

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { isAuthorized, parseAuthorization, type Credential } from '../auth/credentials.js';
-import { nameMatches, type ClientGrant } from '../auth/client-tokens.js';
+import { grantKey, nameMatches, type ClientGrant } from '../auth/client-grants.js';
 import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from '../observability/proxy-metrics.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
@@ -59,6 +59,21 @@ export const DEFAULT_PROXY_TIMEOUTS: ProxyTimeouts = {
 export interface ProxyTls {
   cert: string | Buffer;
   key: string | Buffer;
+  /** CA (PEM) that signs client certificates; grants by certificate subject need it. */
+  clientCa?: Buffer | undefined;
+  /** Ask clients for a certificate (optional for them: tokens and scrapers still work). */
+  requestClientCert?: boolean | undefined;
+}
+
+function serverTlsOptions(tls: ProxyTls): https.ServerOptions {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.clientCa ? { ca: tls.clientCa } : {}),
+    // Without a certificate, or with one the CA did not sign, the handshake still succeeds:
+    // the grants decide (see authenticateClient), and scrapers and operators need none.
+    ...(tls.requestClientCert ? { requestCert: true, rejectUnauthorized: false } : {}),
+  };
 }
 
 export interface ProxyOptions {
@@ -155,7 +170,11 @@ export class NatproxProxy {
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.route(req, res);
     this.server = options.tls
       ? https.createServer(
-          { ...serverOptions, ...options.tls, handshakeTimeout: timeouts.tlsHandshakeMs },
+          {
+            ...serverOptions,
+            ...serverTlsOptions(options.tls),
+            handshakeTimeout: timeouts.tlsHandshakeMs,
+          },
           onRequest,
         )
       : http.createServer(serverOptions, onRequest);
@@ -213,19 +232,30 @@ export class NatproxProxy {
         `tls was ${this.options.tls ? 'on' : 'off'} and would be ${next.tls ? 'on' : 'off'}; that needs a restart`,
       );
     }
+    const asks = (tls: ProxyTls | undefined): boolean => tls?.requestClientCert === true;
+    if (asks(next.tls) !== asks(this.options.tls)) {
+      throw new ConfigError(
+        `client certificates were ${asks(this.options.tls) ? 'requested' : 'not requested'} and would be ${asks(next.tls) ? 'requested' : 'not requested'} (clients: with cert_subject or cert_sha256, tls.client_ca_file); that needs a restart`,
+      );
+    }
     if (next.tls && this.server instanceof https.Server) {
       // Throws on a bad key or certificate, before anything has changed.
-      this.server.setSecureContext({ cert: next.tls.cert, key: next.tls.key });
+      this.server.setSecureContext(serverTlsOptions(next.tls));
     }
+    const caChanged = !sameBytes(this.options.tls?.clientCa, next.tls?.clientCa);
     this.options = next;
     this.limits = { ...DEFAULT_PROXY_LIMITS, ...next.limits };
     const grants = next.clientGrants;
     if (grants === undefined) return;
     for (const session of this.registry.all()) {
-      const grant = grants.find((g) => g.tokenSha256 === session.tokenSha256);
+      const grant = grants.find((g) => grantKey(g) === session.grantKey);
       const names = session.registration.names;
       if (!grant || !names.every((name) => nameMatches(grant.names, name))) {
-        session.close('its token no longer grants its names after a config reload');
+        session.close('its token or certificate no longer grants its names after a config reload');
+      } else if (caChanged && grant.certSubject !== undefined) {
+        session.close(
+          'the client CA changed in a config reload; it must present its certificate again',
+        );
       }
     }
   }
@@ -352,4 +382,8 @@ export class NatproxProxy {
   private authorized(allowed: readonly Credential[] | undefined, header: string | undefined) {
     return allowed === undefined || isAuthorized(allowed, parseAuthorization(header));
   }
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b);
 }

@@ -2,7 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { parseAuthorization } from '../auth/credentials.js';
-import { findGrant, nameMatches, type ClientGrant } from '../auth/client-tokens.js';
+import { describeCertificate, presentedCertificate } from '../auth/client-certificate.js';
+import {
+  acceptsCertificates,
+  authenticateClient,
+  certificateRefusal,
+  grantKey,
+  type ClientAuth,
+  type ClientGrant,
+} from '../auth/client-grants.js';
 import type { HeartbeatOptions } from '../tunnel/heartbeat.js';
 import { ProxyTunnelSession } from '../tunnel/proxy-tunnel-session.js';
 import {
@@ -81,31 +89,28 @@ export class TunnelEndpoint {
       return;
     }
     const grants = policy.clientGrants;
-    let tokenSha256: string | undefined;
-    let granted: readonly string[] | undefined;
+    let grant: ClientGrant | undefined;
+    let via: 'token' | 'certificate' | undefined;
     if (grants !== undefined) {
       const presented = parseAuthorization(req.headers.authorization);
-      const grant = presented?.kind === 'bearer' ? findGrant(grants, presented.token) : undefined;
-      if (!grant) {
+      const token = presented?.kind === 'bearer' ? presented.token : undefined;
+      const auth = authenticateClient(
+        grants,
+        token,
+        () => presentedCertificate(socket),
+        registration.names,
+      );
+      if (!auth.ok) {
+        const [status, reason] = tunnelRefusal(auth, grants, presented !== undefined);
         reject(
-          401,
-          presented
-            ? 'natprox: the client token is not known to this proxy; check --token-file and the proxy config'
-            : 'natprox: this proxy requires a client token (--token-file)',
-          { 'www-authenticate': 'Bearer realm="natprox"' },
+          status,
+          reason,
+          status === 401 ? { 'www-authenticate': 'Bearer realm="natprox"' } : {},
         );
         return;
       }
-      const refused = registration.names.filter((name) => !nameMatches(grant.names, name));
-      if (refused.length > 0) {
-        reject(
-          403,
-          `natprox: this token may not register ${refused.map((n) => `"${n}"`).join(', ')}; it grants ${grant.names.join(', ')}`,
-        );
-        return;
-      }
-      tokenSha256 = grant.tokenSha256;
-      granted = grant.names;
+      grant = auth.grant;
+      via = auth.via;
     }
     if (this.options.registry.size >= policy.maxClients) {
       reject(
@@ -120,13 +125,13 @@ export class TunnelEndpoint {
       writeRawResponse(
         socket,
         200,
-        granted
-          ? `natprox: dry run: the token is accepted and grants ${granted.join(', ')}; ${names} would be registered; nothing was registered`
+        grant
+          ? `natprox: dry run: the ${via === 'certificate' ? 'client certificate' : 'token'} is accepted and grants ${grant.names.join(', ')}; ${names} would be registered; nothing was registered`
           : `natprox: dry run: this proxy has no clients: in its config, so any client may register any name; ${names} would be registered; nothing was registered`,
         {
           [DRY_RUN_HEADER]: 'ok',
-          [GRANTS_HEADER]: granted ? granted.join(', ') : '*',
-          [CLIENT_AUTH_HEADER]: granted ? 'token' : 'none',
+          [GRANTS_HEADER]: grant ? grant.names.join(', ') : '*',
+          [CLIENT_AUTH_HEADER]: via ?? 'none',
         },
       );
       return;
@@ -141,7 +146,7 @@ export class TunnelEndpoint {
           socket.destroy();
           return;
         }
-        this.startSession(socket, head, registration, remoteAddress, tokenSha256);
+        this.startSession(socket, head, registration, remoteAddress, grant && grantKey(grant));
       },
     );
   }
@@ -151,7 +156,7 @@ export class TunnelEndpoint {
     head: Buffer,
     registration: Registration,
     remoteAddress: string,
-    tokenSha256: string | undefined,
+    grantKey: string | undefined,
   ): void {
     if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
     if (head.length > 0) socket.unshift(head);
@@ -159,12 +164,46 @@ export class TunnelEndpoint {
       socket,
       registration,
       remoteAddress,
-      tokenSha256,
+      grantKey,
       this.options.heartbeat,
     );
     this.options.registry.add(session);
     this.options.events.emit('tunnelConnected', session);
     session.onClose((reason) => this.options.events.emit('tunnelDisconnected', session, reason));
+  }
+}
+
+/** The status and message for a client that failed authentication. */
+function tunnelRefusal(
+  auth: Exclude<ClientAuth, { ok: true }>,
+  grants: readonly ClientGrant[],
+  sentAuthorization: boolean,
+): [401 | 403, string] {
+  switch (auth.problem) {
+    case 'names-refused':
+      return [
+        403,
+        `natprox: this ${auth.grant.tokenSha256 === undefined ? 'client certificate' : 'token'} may not register ${auth.refused.map((n) => `"${n}"`).join(', ')}; it grants ${auth.grant.names.join(', ')}`,
+      ];
+    case 'unknown-certificate':
+      return [
+        401,
+        `natprox: the client certificate (${describeCertificate(auth.certificate)}) is not accepted: ${certificateRefusal(grants, auth.certificate)}`,
+      ];
+    case 'unknown-token':
+      return [
+        401,
+        'natprox: the client token is not known to this proxy; check --token-file and the proxy config',
+      ];
+    case 'no-credentials':
+      return [
+        401,
+        sentAuthorization
+          ? 'natprox: natprox clients send their token as a bearer token (--token-file)'
+          : acceptsCertificates(grants)
+            ? 'natprox: this proxy requires a client token (--token-file) or a client certificate (--cert-file and --key-file)'
+            : 'natprox: this proxy requires a client token (--token-file)',
+      ];
   }
 }
 

@@ -59,7 +59,7 @@ export class LongPollSession implements ClientSession {
   readonly connectedAt = new Date();
   readonly registration: Registration;
   private remote: string;
-  private token: string | undefined;
+  private grant: string | undefined;
   private readonly polls: WaitingPoll[] = [];
   private readonly queue: QueuedScrape[] = [];
   private lastPollAt = Date.now();
@@ -72,7 +72,7 @@ export class LongPollSession implements ClientSession {
     /** The FQDN as the client polled with it, case kept. */
     readonly fqdn: string,
     remoteAddress: string,
-    tokenSha256: string | undefined,
+    grantKey: string | undefined,
     private readonly pending: PendingScrapes,
     private readonly timings: LongPollTimings,
   ) {
@@ -84,7 +84,7 @@ export class LongPollSession implements ClientSession {
       version: 'pushprox',
     };
     this.remote = remoteAddress;
-    this.token = tokenSha256;
+    this.grant = grantKey;
     this.armIdleTimer();
   }
 
@@ -92,8 +92,8 @@ export class LongPollSession implements ClientSession {
     return this.remote;
   }
 
-  get tokenSha256(): string | undefined {
-    return this.token;
+  get grantKey(): string | undefined {
+    return this.grant;
   }
 
   get closed(): boolean {
@@ -106,9 +106,9 @@ export class LongPollSession implements ClientSession {
   }
 
   /** Takes a poll: answers it at once when a scrape waits, else holds it open. */
-  addPoll(res: ServerResponse, remoteAddress: string, tokenSha256: string | undefined): void {
+  addPoll(res: ServerResponse, remoteAddress: string, grantKey: string | undefined): void {
     this.remote = remoteAddress;
-    this.token = tokenSha256;
+    this.grant = grantKey;
     this.lastPollAt = Date.now();
     this.disarmIdleTimer();
     const queued = this.queue.shift();

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClientGrant } from '../auth/client-tokens.js';
+import type { ClientGrant } from '../auth/client-grants.js';
 import { sendText } from '../proxy/plain-response.js';
 import type { ProxyEvents } from '../proxy/proxy-events.js';
 import type { SessionRegistry } from '../proxy/session-registry.js';
 import { remoteOf } from '../proxy/tunnel-endpoint.js';
 import { validateName } from '../tunnel/protocol.js';
 import { authorizeLongPoll } from './long-poll-auth.js';
+import { presentedCertificate, type PresentedCertificate } from '../auth/client-certificate.js';
 import {
   DEFAULT_LONG_POLL_TIMINGS,
   LongPollSession,
@@ -104,7 +105,12 @@ export class PollEndpoint {
       return;
     }
     const policy = this.options.policy();
-    const auth = authorizeLongPoll(policy.clientGrants, req.headers.authorization, name);
+    const auth = authorizeLongPoll(
+      policy.clientGrants,
+      req.headers.authorization,
+      () => presentedCertificate(req.socket),
+      name,
+    );
     if (!auth.ok) {
       this.reject(res, remoteAddress, auth.status, auth.reason);
       return;
@@ -120,23 +126,17 @@ export class PollEndpoint {
         );
         return;
       }
-      session = this.startSession(fqdn, remoteAddress, auth.tokenSha256);
+      session = this.startSession(fqdn, remoteAddress, auth.grantKey);
     }
-    session.addPoll(res, remoteAddress, auth.tokenSha256);
+    session.addPoll(res, remoteAddress, auth.grantKey);
   }
 
   private startSession(
     fqdn: string,
     remoteAddress: string,
-    tokenSha256: string | undefined,
+    grantKey: string | undefined,
   ): LongPollSession {
-    const session = new LongPollSession(
-      fqdn,
-      remoteAddress,
-      tokenSha256,
-      this.pending,
-      this.timings,
-    );
+    const session = new LongPollSession(fqdn, remoteAddress, grantKey, this.pending, this.timings);
     const name = session.registration.names[0] as string;
     this.sessions.set(name, session);
     this.options.registry.add(session);
@@ -176,7 +176,8 @@ export class PollEndpoint {
       });
       refuse(auth.status, auth.reason, { 'www-authenticate': 'Basic realm="natprox"' });
     };
-    const known = authorizeLongPoll(grants, req.headers.authorization, undefined);
+    const certificate = (): PresentedCertificate | undefined => presentedCertificate(req.socket);
+    const known = authorizeLongPoll(grants, req.headers.authorization, certificate, undefined);
     if (!known.ok) {
       refuseAuth(known);
       return;
@@ -200,6 +201,7 @@ export class PollEndpoint {
     const auth = authorizeLongPoll(
       this.options.policy().clientGrants,
       req.headers.authorization,
+      certificate,
       scrape.name,
     );
     if (!auth.ok) {

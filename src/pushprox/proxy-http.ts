@@ -28,6 +28,7 @@ export class ProxyHttp {
       keepAlive: true,
       maxSockets: 512,
       ...(tls?.ca ? { ca: tls.ca } : {}),
+      ...(tls?.cert ? { cert: tls.cert, key: tls.key } : {}),
     });
     const user = decodeURIComponent(proxyUrl.username);
     const password = decodeURIComponent(proxyUrl.password);

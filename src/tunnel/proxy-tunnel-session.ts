@@ -40,7 +40,7 @@ export class ProxyTunnelSession implements ClientSession {
     socket: Duplex,
     readonly registration: Registration,
     readonly remoteAddress: string,
-    readonly tokenSha256: string | undefined,
+    readonly grantKey: string | undefined,
     heartbeatOptions: HeartbeatOptions,
   ) {
     this.h2 = http2.connect('http://natprox-client', {

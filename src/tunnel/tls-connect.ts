@@ -8,6 +8,9 @@ export interface ClientTls {
   ca?: string | Buffer | undefined;
   /** Accept exactly the certificate with this SHA-256 fingerprint (64 lowercase hex). */
   pinSha256?: string | undefined;
+  /** A client certificate and its key (PEM), for proxies that accept certificates. */
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
 }
 
 /** "AB:CD:…" or "abcd…" as 64 lowercase hex, or undefined when it is not a SHA-256. */
@@ -44,6 +47,7 @@ export function connectTls(
           }
         : {}),
       ...(options?.ca ? { ca: options.ca } : {}),
+      ...(options?.cert ? { cert: options.cert, key: options.key } : {}),
       rejectUnauthorized: pin === undefined,
       ALPNProtocols: ['http/1.1'],
       timeout: timeoutMs,
