@@ -43,19 +43,21 @@ export interface LocalFetch {
   done(): void;
 }
 
+const AGENT_OPTIONS = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256 };
+
 /**
  * The transport-independent part of serving a scrape: checks the name and the allowlist,
  * fetches the local target with the scrape's deadline, and reports how it went. Native
  * tunnel streams and PushProx polls both use it, so both enforce the same allowlist.
  */
 export class LocalTargets {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  // As many idle connections may be kept as may be open: with fewer, a burst of more
+  // concurrent scrapes than that closed a connection after nearly every fetch and opened a
+  // new one for the next (measured: 6,000 new connections in 23,000 scrapes at 64 in
+  // flight). Idle ones still close when the target's keep-alive timeout passes.
+  private readonly agent = new http.Agent(AGENT_OPTIONS);
   /** For `_scheme=https`: certificates are verified (system CAs, NODE_EXTRA_CA_CERTS) for NAME. */
-  private readonly httpsAgent = new https.Agent({
-    keepAlive: true,
-    maxSockets: 256,
-    maxFreeSockets: 32,
-  });
+  private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
   private readonly inFlight = new Set<LocalFetch>();
 
   constructor(
