@@ -9,7 +9,7 @@ import {
 } from '../tunnel/protocol.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
-import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
+import type { ProxyEvents, ScrapeFinished, ScrapeOutcome } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
 import type { StreamCounter } from './stream-counter.js';
 
@@ -74,7 +74,7 @@ export class ScrapeHandler {
     ): void => {
       if (finished) return;
       finished = true;
-      this.options.events.emit('scrapeFinished', {
+      const info: ScrapeFinished = {
         name,
         port,
         path,
@@ -82,9 +82,10 @@ export class ScrapeHandler {
         status,
         durationMs: performance.now() - startedAt,
         bytes: extra.bytes ?? 0,
-        ...(extra.sessionId ? { sessionId: extra.sessionId } : {}),
-        ...(extra.reason ? { reason: extra.reason } : {}),
-      });
+      };
+      if (extra.sessionId) info.sessionId = extra.sessionId;
+      if (extra.reason) info.reason = extra.reason;
+      this.options.events.emit('scrapeFinished', info);
     };
 
     if (url.protocol !== 'http:') {
