@@ -76,6 +76,9 @@ export class ProxyTunnelSession implements ClientSession {
       heartbeatOptions,
     );
     this.heartbeat.start();
+    // The client's pings prove it alive too: then this side skips its own, so an idle
+    // tunnel carries one ping per interval instead of one from each end.
+    this.h2.on('ping', this.onTraffic);
   }
 
   get closed(): boolean {
