@@ -3,6 +3,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:htt
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { NatproxError } from '../errors.js';
+import type { CancelSignal } from '../proxy/cancellation.js';
 import type {
   ClientSession,
   ConnectRequest,
@@ -85,7 +86,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.closeReason !== undefined;
   }
 
-  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
     // Object.assign, not a spread followed by more keys: V8 takes a slow path for those.
     const headers: OutgoingHttpHeaders = Object.assign(
       {
@@ -119,7 +120,7 @@ export class ProxyTunnelSession implements ClientSession {
   private openStream(
     headers: OutgoingHttpHeaders,
     endStream: boolean,
-    signal: AbortSignal,
+    signal: CancelSignal,
   ): Promise<ConnectResponse> {
     if (this.closed) {
       return Promise.reject(
