@@ -1,4 +1,8 @@
-import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import http, {
+  type ClientRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import https from 'node:https';
 import type { NatproxErrorCode } from '../errors.js';
 import { formatHostPort } from '../util/host-port.js';
@@ -112,31 +116,15 @@ export class LocalTargets {
       headers,
       agent: secure ? this.httpsAgent : this.agent,
     });
-    let stopped: 'deadline' | 'cancelled' | undefined;
-    const deadline = setTimeout(() => fetch.stop('deadline'), scrape.deadlineMs);
-    const fetch: LocalFetch = {
-      get stopped() {
-        return stopped;
-      },
-      stop: (why) => {
-        if (stopped) return;
-        stopped = why;
-        request.destroy();
-      },
-      done: () => {
-        clearTimeout(deadline);
-        this.inFlight.delete(fetch);
-      },
-    };
-    this.inFlight.add(fetch);
+    const fetch = new ActiveFetch(request, this.inFlight, scrape.deadlineMs);
     request.once('error', (err: Error) => {
       fetch.done();
       const where = `${secure ? 'https://' : ''}${formatHostPort(target.host, target.port)}${path}`;
-      if (stopped === 'cancelled') {
+      if (fetch.stopped === 'cancelled') {
         handlers.cancelled();
         return;
       }
-      if (stopped === 'deadline') {
+      if (fetch.stopped === 'deadline') {
         handlers.refused(
           504,
           'NATPROX_SCRAPE_TIMEOUT',
@@ -156,5 +144,34 @@ export class LocalTargets {
     request.once('response', (response: IncomingMessage) => handlers.response(response));
     request.end();
     return fetch;
+  }
+}
+
+/**
+ * A fetch in flight. A class, not an object literal with a getter: V8 builds such a literal
+ * on a slow path (about 0.5 µs per scrape, measured).
+ */
+class ActiveFetch implements LocalFetch {
+  stopped: 'deadline' | 'cancelled' | undefined = undefined;
+  private readonly deadline: NodeJS.Timeout;
+
+  constructor(
+    private readonly request: ClientRequest,
+    private readonly inFlight: Set<LocalFetch>,
+    deadlineMs: number,
+  ) {
+    this.deadline = setTimeout(() => this.stop('deadline'), deadlineMs);
+    inFlight.add(this);
+  }
+
+  stop(why: 'deadline' | 'cancelled'): void {
+    if (this.stopped) return;
+    this.stopped = why;
+    this.request.destroy();
+  }
+
+  done(): void {
+    clearTimeout(this.deadline);
+    this.inFlight.delete(this);
   }
 }
