@@ -43,6 +43,7 @@ export class Allowlist {
     if (!target) return this.notAllowed(port);
     const problem = unsafePath(path);
     if (problem) return { allowed: false, reason: `path "${path}" refused: ${problem}` };
+    if (target.pathPrefixes === undefined) return { allowed: true, target };
     const decoded = decodeURIComponent(path);
     if (target.pathPrefixes && !target.pathPrefixes.some((p) => underPrefix(decoded, p))) {
       return {
@@ -75,12 +76,16 @@ export class Allowlist {
   }
 }
 
+const MAYBE_UNSAFE = /[%\\\0]|\/\./;
+
 /**
  * Why a request path is refused, whatever the allowlist says: anything a target might
  * resolve to another path than the one checked (dot segments, backslashes, bad escapes).
  */
 export function unsafePath(path: string): string | undefined {
   if (!path.startsWith('/')) return 'a path must start with "/"';
+  // Checked on every scrape: a path without escapes, backslashes, NULs or "/." is safe.
+  if (!MAYBE_UNSAFE.test(path)) return undefined;
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);

@@ -1,4 +1,8 @@
-import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import http, {
+  type ClientRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import https from 'node:https';
 import type { NatproxErrorCode } from '../errors.js';
 import { formatHostPort } from '../util/host-port.js';
@@ -43,19 +47,21 @@ export interface LocalFetch {
   done(): void;
 }
 
+const AGENT_OPTIONS = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256 };
+
 /**
  * The transport-independent part of serving a scrape: checks the name and the allowlist,
  * fetches the local target with the scrape's deadline, and reports how it went. Native
  * tunnel streams and PushProx polls both use it, so both enforce the same allowlist.
  */
 export class LocalTargets {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  // As many idle connections may be kept as may be open: with fewer, a burst of more
+  // concurrent scrapes than that closed a connection after nearly every fetch and opened a
+  // new one for the next (measured: 6,000 new connections in 23,000 scrapes at 64 in
+  // flight). Idle ones still close when the target's keep-alive timeout passes.
+  private readonly agent = new http.Agent(AGENT_OPTIONS);
   /** For `_scheme=https`: certificates are verified (system CAs, NODE_EXTRA_CA_CERTS) for NAME. */
-  private readonly httpsAgent = new https.Agent({
-    keepAlive: true,
-    maxSockets: 256,
-    maxFreeSockets: 32,
-  });
+  private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
   private readonly inFlight = new Set<LocalFetch>();
 
   constructor(
@@ -99,39 +105,26 @@ export class LocalTargets {
     }
     const { target } = decision;
     const secure = scheme === 'https';
-    const where = `${secure ? 'https://' : ''}${formatHostPort(target.host, target.port)}${path}`;
+    // Object.assign, not a spread followed by more keys: V8 takes a slow path for those.
+    const headers: OutgoingHttpHeaders = Object.assign({}, scrape.headers);
+    headers.host = scrape.authority;
     const request = (secure ? https : http).request({
       host: target.host,
       port: target.port,
       method: scrape.method,
       path: pathAndQuery,
-      headers: { ...scrape.headers, host: scrape.authority },
+      headers,
       agent: secure ? this.httpsAgent : this.agent,
     });
-    let stopped: 'deadline' | 'cancelled' | undefined;
-    const deadline = setTimeout(() => fetch.stop('deadline'), scrape.deadlineMs);
-    const fetch: LocalFetch = {
-      get stopped() {
-        return stopped;
-      },
-      stop: (why) => {
-        if (stopped) return;
-        stopped = why;
-        request.destroy();
-      },
-      done: () => {
-        clearTimeout(deadline);
-        this.inFlight.delete(fetch);
-      },
-    };
-    this.inFlight.add(fetch);
+    const fetch = new ActiveFetch(request, this.inFlight, scrape.deadlineMs);
     request.once('error', (err: Error) => {
       fetch.done();
-      if (stopped === 'cancelled') {
+      const where = `${secure ? 'https://' : ''}${formatHostPort(target.host, target.port)}${path}`;
+      if (fetch.stopped === 'cancelled') {
         handlers.cancelled();
         return;
       }
-      if (stopped === 'deadline') {
+      if (fetch.stopped === 'deadline') {
         handlers.refused(
           504,
           'NATPROX_SCRAPE_TIMEOUT',
@@ -151,5 +144,34 @@ export class LocalTargets {
     request.once('response', (response: IncomingMessage) => handlers.response(response));
     request.end();
     return fetch;
+  }
+}
+
+/**
+ * A fetch in flight. A class, not an object literal with a getter: V8 builds such a literal
+ * on a slow path (about 0.5 µs per scrape, measured).
+ */
+class ActiveFetch implements LocalFetch {
+  stopped: 'deadline' | 'cancelled' | undefined = undefined;
+  private readonly deadline: NodeJS.Timeout;
+
+  constructor(
+    private readonly request: ClientRequest,
+    private readonly inFlight: Set<LocalFetch>,
+    deadlineMs: number,
+  ) {
+    this.deadline = setTimeout(() => this.stop('deadline'), deadlineMs);
+    inFlight.add(this);
+  }
+
+  stop(why: 'deadline' | 'cancelled'): void {
+    if (this.stopped) return;
+    this.stopped = why;
+    this.request.destroy();
+  }
+
+  done(): void {
+    clearTimeout(this.deadline);
+    this.inFlight.delete(this);
   }
 }

@@ -34,10 +34,10 @@ export function logClientEvents(events: ClientEvents, log: Logger): void {
   events.on('proxyResolveFailed', (proxy, reason) => {
     log.warn({ proxy, reason }, 'cannot resolve the proxy host; keeping the tunnels that are up');
   });
+  // Runs for every scrape: build the fields only when the line is written.
   events.on('scrapeServed', (info) => {
-    const fields = scrapeLogFields(info);
-    if (info.outcome === 'ok') log.debug(fields, 'scrape served');
-    else log.warn(fields, 'scrape failed');
+    if (info.outcome !== 'ok') log.warn(scrapeLogFields(info), 'scrape failed');
+    else if (log.isLevelEnabled('debug')) log.debug(scrapeLogFields(info), 'scrape served');
   });
 }
 

@@ -29,9 +29,9 @@ export function logProxyEvents(events: ProxyEvents, log: Logger): void {
     if (info.outcome === 'ok') log.debug(fields, 'connect tunnel closed');
     else log.info(fields, 'connect failed');
   });
+  // Runs for every scrape: build the fields only when the line is written.
   events.on('scrapeFinished', (info) => {
-    const fields = scrapeLogFields(info);
-    if (info.outcome === 'ok') log.debug(fields, 'scrape');
-    else log.info(fields, 'scrape failed');
+    if (info.outcome !== 'ok') log.info(scrapeLogFields(info), 'scrape failed');
+    else if (log.isLevelEnabled('debug')) log.debug(scrapeLogFields(info), 'scrape');
   });
 }

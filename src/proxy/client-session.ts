@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Registration } from '../tunnel/protocol.js';
+import type { CancelSignal } from './cancellation.js';
 
 export type Transport = 'native' | 'pushprox';
 
@@ -56,7 +57,7 @@ export interface ClientSession {
   readonly grantKey: string | undefined;
   readonly closed: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
-  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse>;
+  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse>;
   /** Opens a byte stream to the target; undefined when the transport cannot (PushProx). */
   connect?(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse>;
   /** Stops new scrapes; in-flight ones end with the connection. */

@@ -7,9 +7,10 @@ import {
   ERROR_CODE_HEADER,
   INTERNAL_HEADER_PREFIX,
 } from '../tunnel/protocol.js';
+import { Cancellation, type CancelSignal } from './cancellation.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
-import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
+import type { ProxyEvents, ScrapeFinished, ScrapeOutcome } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
 import type { StreamCounter } from './stream-counter.js';
 
@@ -74,7 +75,7 @@ export class ScrapeHandler {
     ): void => {
       if (finished) return;
       finished = true;
-      this.options.events.emit('scrapeFinished', {
+      const info: ScrapeFinished = {
         name,
         port,
         path,
@@ -82,9 +83,10 @@ export class ScrapeHandler {
         status,
         durationMs: performance.now() - startedAt,
         bytes: extra.bytes ?? 0,
-        ...(extra.sessionId ? { sessionId: extra.sessionId } : {}),
-        ...(extra.reason ? { reason: extra.reason } : {}),
-      });
+      };
+      if (extra.sessionId) info.sessionId = extra.sessionId;
+      if (extra.reason) info.reason = extra.reason;
+      this.options.events.emit('scrapeFinished', info);
     };
 
     if (url.protocol !== 'http:') {
@@ -126,7 +128,7 @@ export class ScrapeHandler {
       policy.defaultScrapeTimeoutMs,
       policy.maxScrapeTimeoutMs,
     );
-    const abort = new AbortController();
+    const abort = new Cancellation();
     const deadline = setTimeout(() => {
       abort.abort(
         new NatproxError(
@@ -149,7 +151,7 @@ export class ScrapeHandler {
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
     const pathAndQuery = `${url.pathname}${url.search}`;
     session
-      .scrape({ name, port, pathAndQuery, headers, deadlineMs }, abort.signal)
+      .scrape({ name, port, pathAndQuery, headers, deadlineMs }, abort)
       .then((response) => {
         const code = response.headers[ERROR_CODE_HEADER];
         const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
@@ -207,9 +209,9 @@ export class ScrapeHandler {
               finish(outcome, response.status, { bytes, sessionId: session.id });
               return;
             }
-            const cause = abort.signal.aborted ? abort.signal.reason : err;
+            const cause = abort.aborted ? abort.reason : err;
             const outcomeOnError =
-              abortOutcome(abort.signal, res) ??
+              abortOutcome(abort, res) ??
               (tooLarge && err === tooLarge ? 'too_large' : 'client_lost');
             finish(outcomeOnError, response.status, {
               bytes,
@@ -221,7 +223,7 @@ export class ScrapeHandler {
       })
       .catch((err: unknown) => {
         done();
-        const outcome = abortOutcome(abort.signal, res);
+        const outcome = abortOutcome(abort, res);
         if (outcome === 'cancelled') {
           finish('cancelled', 0, { sessionId: session.id, reason: 'scraper closed the request' });
           return;
@@ -241,7 +243,7 @@ export class ScrapeHandler {
 /** Longest part of a client's error answer kept as the reason. */
 const MAX_EXPLANATION = 512;
 
-function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {
+function abortOutcome(signal: CancelSignal, res: ServerResponse): ScrapeOutcome | undefined {
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
   if (reason instanceof NatproxError && reason.code === 'NATPROX_SCRAPE_TIMEOUT') return 'timeout';

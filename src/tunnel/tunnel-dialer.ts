@@ -208,6 +208,10 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
     options.heartbeat,
   );
   heartbeat.start();
+  // The proxy's pings prove it alive too: then this side skips its own, so an idle tunnel
+  // carries one ping per interval instead of one from each end (10,000 idle tunnels: half
+  // the ping traffic on both sides).
+  h2.on('ping', () => heartbeat.alive());
   h2.on('error', (err) => end(`tunnel error: ${err.message}`));
   h2.on('goaway', () => end('proxy closed the tunnel (GOAWAY)'));
   const finished = new Promise<void>((resolve) => {

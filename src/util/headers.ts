@@ -25,7 +25,7 @@ export function endToEndHeaders(
 ): OutgoingHttpHeaders {
   // Runs on every scrape, on both sides: a plain loop, and no Set unless Connection names any.
   const connection = headers.connection;
-  const named = connection ? connectionTokens(connection) : undefined;
+  const named = connection ? connectionTokensOf(connection) : undefined;
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];
@@ -35,6 +35,21 @@ export function endToEndHeaders(
     out[name] = value;
   }
   return out;
+}
+
+/**
+ * The tokens of a Connection header, remembering the last value: nearly every message on
+ * a connection says the same ("keep-alive"), and the sets are never changed once built.
+ */
+let lastConnection: string | undefined;
+let lastTokens: Set<string> = new Set();
+function connectionTokensOf(value: string | string[]): Set<string> {
+  if (typeof value !== 'string') return connectionTokens(value);
+  if (value !== lastConnection) {
+    lastTokens = connectionTokens(value);
+    lastConnection = value;
+  }
+  return lastTokens;
 }
 
 function connectionTokens(value: string | string[]): Set<string> {
