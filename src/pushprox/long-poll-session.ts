@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { NatproxError } from '../errors.js';
 import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../proxy/client-session.js';
+import type { CancelSignal } from '../proxy/cancellation.js';
 import type { Registration } from '../tunnel/protocol.js';
 import { isClientMadeError, translateClientError } from './client-error.js';
 import type { PendingScrape, PendingScrapes } from './pending-scrapes.js';
@@ -38,7 +39,7 @@ interface WaitingPoll {
 /** A scrape waiting for the next poll. */
 interface QueuedScrape {
   request: ScrapeRequest;
-  signal: AbortSignal;
+  signal: CancelSignal;
   resolve: (response: ScrapeResponse) => void;
   reject: (err: unknown) => void;
   stopWatching: () => void;
@@ -128,7 +129,7 @@ export class LongPollSession implements ClientSession {
     this.polls.push(poll);
   }
 
-  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
     if (this.closed) {
       return Promise.reject(
         new NatproxError('NATPROX_CLIENT_LOST', `PushProx client is gone: ${this.closeReason}`),
