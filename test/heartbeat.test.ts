@@ -263,3 +263,67 @@ describe('Heartbeat on a busy tunnel', () => {
     assert.deepEqual(h.deaths, [2000]);
   });
 });
+
+describe('Heartbeat, passive (the proxy) and counting bytes', () => {
+  function passive(receivedSinceLastAsked?: () => boolean) {
+    const timers = new FakeTimers();
+    let pings = 0;
+    const pending: Array<() => void> = [];
+    const deaths: number[] = [];
+    const heartbeat = new Heartbeat(
+      (onPong) => {
+        pings += 1;
+        pending.push(onPong);
+      },
+      (silentMs) => deaths.push(silentMs),
+      { intervalMs: 1000, maxMissed: 2, timers, passive: true },
+      receivedSinceLastAsked,
+    );
+    heartbeat.start();
+    return { timers, heartbeat, pings: () => pings, pending, deaths };
+  }
+
+  it('leaves the pinging to a peer that pings every interval, and never pings itself', () => {
+    const h = passive();
+    for (let i = 0; i < 50; i += 1) {
+      h.heartbeat.alive(); // the client's ping arrived
+      h.timers.tick();
+    }
+    assert.equal(h.pings(), 0);
+    assert.deepEqual(h.deaths, []);
+  });
+
+  it('pings once a whole interval passed in silence, and a peer that answers stays', () => {
+    const h = passive();
+    h.timers.tick(); // the first interval counts as heard (just connected): no ping
+    assert.equal(h.pings(), 0);
+    for (let i = 0; i < 10; i += 1) {
+      h.timers.tick(); // silent: missed 1, ping
+      for (const pong of h.pending.splice(0)) pong();
+    }
+    assert.ok(h.pings() >= 5, `${h.pings()} pings`);
+    assert.deepEqual(h.deaths, []);
+  });
+
+  it('declares a silent peer dead after maxMissed ticks, as the active side does', () => {
+    const h = passive();
+    h.heartbeat.alive();
+    h.timers.tick(); // heard: missed 0
+    h.timers.tick(); // silent: missed 1, ping (unanswered)
+    assert.deepEqual(h.deaths, []);
+    h.timers.tick(); // missed 2: dead
+    assert.deepEqual(h.deaths, [2000]);
+  });
+
+  it('counts bytes reported at the tick as a sign of life', () => {
+    let arrived = true;
+    const h = passive(() => arrived);
+    for (let i = 0; i < 20; i += 1) h.timers.tick();
+    assert.equal(h.pings(), 0);
+    assert.deepEqual(h.deaths, []);
+    arrived = false;
+    h.timers.tick();
+    h.timers.tick();
+    assert.deepEqual(h.deaths, [2000], 'no bytes and no answer: dead');
+  });
+});

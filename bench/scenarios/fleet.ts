@@ -71,9 +71,15 @@ export async function fleet(ctx: Context): Promise<ScenarioResult> {
       expectStatus: 200,
       timeoutMs: 15_000,
     });
+    // While the baseline runs, natprox only keeps its tunnels alive: what heartbeats cost.
+    const idleProxyCpu = cpuMeter([proxy.pid]);
+    const idleClientCpu = cpuMeter(fleets.map((f) => f.pid));
     const direct = await ctx.driver.run(
       job({ via: 'direct', targetPort: target.port, path: '/metrics' }, directDurationMs),
     );
+    const idleCpuPerSec = (ms: number): number => (ms * 1000) / direct.elapsedMs;
+    const idleProxyMs = idleProxyCpu.elapsedMs();
+    const idleClientMs = idleClientCpu.elapsedMs();
     if (direct.errors > 0) ctx.fail(`fleet (direct): ${direct.errors} errors`);
 
     resetPeak(proxy.pid);
@@ -118,6 +124,19 @@ export async function fleet(ctx: Context): Promise<ScenarioResult> {
         unit: 'MiB',
         natprox: loaded.rssKiB / 1024,
         note: `before the clients connected: ${(idle.rssKiB / 1024).toFixed(1)} MiB`,
+      }),
+      row({
+        scenario: SCENARIO,
+        metric: `CPU while ${clients} tunnels idle: proxy`,
+        unit: 'ms/s',
+        natprox: idleCpuPerSec(idleProxyMs),
+        note: 'heartbeats only, measured while the direct baseline ran',
+      }),
+      row({
+        scenario: SCENARIO,
+        metric: `CPU while ${clients} tunnels idle: clients`,
+        unit: 'ms/s',
+        natprox: idleCpuPerSec(idleClientMs),
       }),
       row({
         scenario: SCENARIO,
@@ -196,6 +215,7 @@ export async function fleet(ctx: Context): Promise<ScenarioResult> {
         ratePerSec,
         durationMs,
         connectMs,
+        idleCpuMs: { proxy: idleProxyMs, clients: idleClientMs, windowMs: direct.elapsedMs },
         connected,
         listed: groups.length,
         stillConnected,

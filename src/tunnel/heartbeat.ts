@@ -13,6 +13,12 @@ export interface HeartbeatOptions {
   intervalMs: number;
   /** Ticks in a row without an answer after which the peer is declared dead. */
   maxMissed: number;
+  /**
+   * Leave the pinging to the peer: ping only after a whole interval without any sign of
+   * life. The proxy runs passive, so the many clients pay for the pings of their idle
+   * tunnels and the one proxy only answers them (its answers are sent without JavaScript).
+   */
+  passive?: boolean;
   timers?: Timers;
 }
 
@@ -35,6 +41,11 @@ export class Heartbeat {
     private readonly ping: (onPong: () => void) => void,
     private readonly onDead: (silentMs: number) => void,
     private readonly options: HeartbeatOptions = DEFAULT_HEARTBEAT,
+    /**
+     * Asked at each tick whether anything arrived since the last tick: cheaper than
+     * reporting every arrival through alive() when a byte counter can answer it.
+     */
+    private readonly receivedSinceLastAsked?: () => boolean,
   ) {}
 
   start(): void {
@@ -56,6 +67,7 @@ export class Heartbeat {
   }
 
   private tick(): void {
+    if (this.receivedSinceLastAsked?.()) this.alive();
     if (this.answeredSinceTick) {
       this.missed = 0;
     } else {
@@ -67,7 +79,7 @@ export class Heartbeat {
       }
     }
     this.answeredSinceTick = false;
-    const skip = this.trafficSinceTick;
+    const skip = this.trafficSinceTick || (this.options.passive === true && this.missed === 0);
     this.trafficSinceTick = false;
     if (!skip) this.ping(() => this.onPong());
   }

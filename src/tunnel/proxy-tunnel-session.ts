@@ -36,8 +36,6 @@ export class ProxyTunnelSession implements ClientSession {
   private readonly heartbeat: Heartbeat;
   private closeReason: string | undefined;
   private readonly closeListeners: Array<(reason: string) => void> = [];
-  /** One function for every stream's 'data', not a closure per scrape. */
-  private readonly onTraffic = (): void => this.heartbeat.alive();
 
   constructor(
     socket: Duplex,
@@ -74,12 +72,10 @@ export class ProxyTunnelSession implements ClientSession {
         this.markClosed(`no heartbeat answer for ${silentMs} ms`);
         this.h2.destroy();
       },
-      heartbeatOptions,
+      { ...heartbeatOptions, passive: true },
+      bytesArrived(socket),
     );
     this.heartbeat.start();
-    // The client's pings prove it alive too: then this side skips its own, so an idle
-    // tunnel carries one ping per interval instead of one from each end.
-    this.h2.on('ping', this.onTraffic);
   }
 
   get closed(): boolean {
@@ -174,7 +170,6 @@ export class ProxyTunnelSession implements ClientSession {
           complete: () => ended || ownAnswer,
         });
       });
-      stream.on('data', this.onTraffic);
       if (signal.aborted) onAbort();
     });
   }
@@ -201,4 +196,20 @@ export class ProxyTunnelSession implements ClientSession {
     this.heartbeat.stop();
     for (const listener of this.closeListeners.splice(0)) listener(reason);
   }
+}
+
+/**
+ * Whether the socket received bytes since the last call. The client's pings, the answers to
+ * ours and scrape bodies all count, with no JavaScript run per frame: the proxy serves many
+ * tunnels, and most of them are idle.
+ */
+function bytesArrived(socket: Duplex): () => boolean {
+  const counted = socket as Duplex & { bytesRead?: number };
+  let seen = counted.bytesRead ?? 0;
+  return () => {
+    const now = counted.bytesRead ?? 0;
+    const arrived = now !== seen;
+    seen = now;
+    return arrived;
+  };
 }
