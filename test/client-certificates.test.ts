@@ -16,6 +16,7 @@ import { resolveClientSettings } from '../src/config/client-settings.js';
 import { resolveProxySettings } from '../src/config/proxy-settings.js';
 import { ConfigError } from '../src/errors.js';
 import { NatproxClient, type ClientOptions } from '../src/index.js';
+import type { StatusReport } from '../src/proxy/status/status-report.js';
 import {
   eventually,
   readBody,
@@ -127,6 +128,22 @@ describe('client certificates', () => {
       proxy.registry.all().map((session) => session.grantKey),
       [`cert-subject:${NAME}`],
     );
+    const report = await new Promise<string>((resolve, reject) => {
+      https
+        .get(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/api/v1/clients',
+            ca: clientCa.cert,
+            servername: 'localhost',
+          },
+          (res) => readBody(res).then((body) => resolve(body.toString()), reject),
+        )
+        .on('error', reject);
+    });
+    const listed = (JSON.parse(report) as StatusReport).clients.map((c) => [c.names[0], c.auth]);
+    assert.deepEqual(listed, [[NAME, 'certificate']], 'the status data says how it authenticated');
   });
 
   it('token clients and certificate-less scrapers still work on a listener that asks for certificates', async () => {

@@ -119,6 +119,7 @@ describe('GET /api/v1/clients', () => {
     assert.deepEqual(client?.names, ['raspberrypi']);
     assert.deepEqual(client?.labels, { location: 'home' });
     assert.equal(client?.transport, 'native');
+    assert.equal(client?.auth, 'token');
     assert.deepEqual(client?.ports, [targetPort]);
     assert.equal(client?.lastScrape?.status, 200);
     assert.equal(client?.lastScrape?.outcome, 'ok');

@@ -16,6 +16,12 @@ export interface ClientGrant {
   certSha256?: string | undefined;
 }
 
+/** How a session authenticated, from its grant key: for the status page and its JSON. */
+export function authMethodOf(key: string | undefined): 'token' | 'certificate' | 'none' {
+  if (key === undefined) return 'none';
+  return key.startsWith('token:') ? 'token' : 'certificate';
+}
+
 /** Identifies a grant across config reloads: a session keeps the key it connected with. */
 export function grantKey(grant: ClientGrant): string {
   if (grant.tokenSha256 !== undefined) return `token:${grant.tokenSha256}`;

@@ -43,7 +43,7 @@ function clientRow(client: ClientStatus, now: number): string {
   return `<tr data-client="${escapeHtml(client.id)}">
     <td data-label="Names"><b>${client.names.map(escapeHtml).join(', ')}</b><br><span class="muted">ports ${client.ports.join(', ')}</span></td>
     <td data-label="Labels">${labels || '<span class="muted">—</span>'}</td>
-    <td data-label="Transport">${client.transport === 'pushprox' ? 'PushProx long-poll' : 'native'}</td>
+    <td data-label="Transport">${client.transport === 'pushprox' ? 'PushProx long-poll' : 'native'}${client.auth === 'none' ? '' : `<br><span class="muted">${client.auth}</span>`}</td>
     <td data-label="Remote address">${escapeHtml(client.remoteAddress)}</td>
     <td data-label="Connected"><time datetime="${client.connectedAt}">${formatAgo(client.connectedAt, now)}</time></td>
     <td data-label="Last scrape" class="last-scrape">${lastCell}</td>

@@ -1,3 +1,4 @@
+import { authMethodOf } from '../../auth/client-grants.js';
 import { VERSION } from '../../version.js';
 import type { SessionRegistry } from '../session-registry.js';
 import type { ClientActivity, LastScrape, RecentError } from './client-activity.js';
@@ -15,6 +16,8 @@ export interface ClientStatus {
   names: string[];
   labels: Record<string, string>;
   transport: string;
+  /** How it authenticated: token, certificate, or none (no clients: configured). */
+  auth: 'token' | 'certificate' | 'none';
   remoteAddress: string;
   connectedAt: string;
   clientVersion: string;
@@ -36,6 +39,7 @@ export function statusReport(
       names: session.registration.names,
       labels: session.registration.labels,
       transport: session.transport,
+      auth: authMethodOf(session.grantKey),
       remoteAddress: session.remoteAddress,
       connectedAt: session.connectedAt.toISOString(),
       clientVersion: session.registration.version,
