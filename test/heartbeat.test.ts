@@ -38,7 +38,11 @@ interface Harness {
   deaths: number[];
 }
 
-function harness(intervalMs: number, maxMissed: number): Harness {
+function harness(
+  intervalMs: number,
+  maxMissed: number,
+  extra: { passive?: boolean; receivedSinceLastAsked?: () => boolean } = {},
+): Harness {
   const timers = new FakeTimers();
   const pending: Array<() => void> = [];
   let pings = 0;
@@ -49,7 +53,8 @@ function harness(intervalMs: number, maxMissed: number): Harness {
       pending.push(onPong);
     },
     (silentMs) => deaths.push(silentMs),
-    { intervalMs, maxMissed, timers },
+    { intervalMs, maxMissed, timers, ...(extra.passive ? { passive: true } : {}) },
+    extra.receivedSinceLastAsked,
   );
   return { timers, heartbeat, pending, pings: () => pings, deaths };
 }
@@ -265,22 +270,13 @@ describe('Heartbeat on a busy tunnel', () => {
 });
 
 describe('Heartbeat, passive (the proxy) and counting bytes', () => {
-  function passive(receivedSinceLastAsked?: () => boolean) {
-    const timers = new FakeTimers();
-    let pings = 0;
-    const pending: Array<() => void> = [];
-    const deaths: number[] = [];
-    const heartbeat = new Heartbeat(
-      (onPong) => {
-        pings += 1;
-        pending.push(onPong);
-      },
-      (silentMs) => deaths.push(silentMs),
-      { intervalMs: 1000, maxMissed: 2, timers, passive: true },
-      receivedSinceLastAsked,
-    );
-    heartbeat.start();
-    return { timers, heartbeat, pings: () => pings, pending, deaths };
+  function passive(receivedSinceLastAsked?: () => boolean): Harness {
+    const h = harness(1000, 2, {
+      passive: true,
+      ...(receivedSinceLastAsked ? { receivedSinceLastAsked } : {}),
+    });
+    h.heartbeat.start();
+    return h;
   }
 
   it('leaves the pinging to a peer that pings every interval, and never pings itself', () => {

@@ -1,4 +1,4 @@
-import type { PresentedCertificate } from './client-certificate.js';
+import { describeCertificate, type PresentedCertificate } from './client-certificate.js';
 import { matchesSha256 } from './secret-hash.js';
 
 /**
@@ -100,15 +100,22 @@ export function acceptsCertificates(grants: readonly ClientGrant[]): boolean {
   return grants.some((grant) => grant.tokenSha256 === undefined);
 }
 
-/** Why a certificate matched no grant, for the client's error message. */
+/** What a grant's credential is called in messages. */
+export function credentialName(grant: ClientGrant): 'token' | 'client certificate' {
+  return grant.tokenSha256 === undefined ? 'client certificate' : 'token';
+}
+
+/** The client's error message for a certificate that matched no grant, saying why. */
 export function certificateRefusal(
   grants: readonly ClientGrant[],
   cert: PresentedCertificate,
 ): string {
   const bySubject = grants.some((grant) => grant.certSubject !== undefined);
-  if (bySubject && !cert.verified) {
-    return `it is not signed by the proxy's client CA (tls.client_ca_file)${cert.verifyError ? `: ${cert.verifyError}` : ''}`;
-  }
-  if (!cert.current) return 'it is expired or not yet valid';
-  return `no clients: entry names its subject (${cert.subjects.join(', ') || 'none'}) or its SHA-256 fingerprint`;
+  const why =
+    bySubject && !cert.verified
+      ? `it is not signed by the proxy's client CA (tls.client_ca_file)${cert.verifyError ? `: ${cert.verifyError}` : ''}`
+      : !cert.current
+        ? 'it is expired or not yet valid'
+        : `no clients: entry names its subject (${cert.subjects.join(', ') || 'none'}) or its SHA-256 fingerprint`;
+  return `natprox: the client certificate (${describeCertificate(cert)}) is not accepted: ${why}`;
 }

@@ -45,7 +45,7 @@ export class Allowlist {
     if (problem) return { allowed: false, reason: `path "${path}" refused: ${problem}` };
     if (target.pathPrefixes === undefined) return { allowed: true, target };
     const decoded = decodeURIComponent(path);
-    if (target.pathPrefixes && !target.pathPrefixes.some((p) => underPrefix(decoded, p))) {
+    if (!target.pathPrefixes.some((p) => underPrefix(decoded, p))) {
       return {
         allowed: false,
         reason: `path "${path}" on port ${port} is not allowed (allowed prefixes: ${target.pathPrefixes.join(', ')})`,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { ClientGrant } from '../auth/client-grants.js';
+import { acceptsCertificates, type ClientGrant } from '../auth/client-grants.js';
 import type { Credential } from '../auth/credentials.js';
 import { ConfigError } from '../errors.js';
 import {
@@ -197,7 +197,6 @@ function readTls(
       );
     }
   }
-  const requestClientCert =
-    clientCa !== undefined || (grants ?? []).some((grant) => grant.tokenSha256 === undefined);
+  const requestClientCert = clientCa !== undefined || acceptsCertificates(grants ?? []);
   return { cert, key, clientCa, requestClientCert };
 }

@@ -2,11 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { parseAuthorization } from '../auth/credentials.js';
-import { describeCertificate, presentedCertificate } from '../auth/client-certificate.js';
+import { presentedCertificate } from '../auth/client-certificate.js';
 import {
   acceptsCertificates,
   authenticateClient,
   certificateRefusal,
+  credentialName,
   grantKey,
   type ClientAuth,
   type ClientGrant,
@@ -183,13 +184,10 @@ function tunnelRefusal(
     case 'names-refused':
       return [
         403,
-        `natprox: this ${auth.grant.tokenSha256 === undefined ? 'client certificate' : 'token'} may not register ${auth.refused.map((n) => `"${n}"`).join(', ')}; it grants ${auth.grant.names.join(', ')}`,
+        `natprox: this ${credentialName(auth.grant)} may not register ${auth.refused.map((n) => `"${n}"`).join(', ')}; it grants ${auth.grant.names.join(', ')}`,
       ];
     case 'unknown-certificate':
-      return [
-        401,
-        `natprox: the client certificate (${describeCertificate(auth.certificate)}) is not accepted: ${certificateRefusal(grants, auth.certificate)}`,
-      ];
+      return [401, certificateRefusal(grants, auth.certificate)];
     case 'unknown-token':
       return [
         401,

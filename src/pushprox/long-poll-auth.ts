@@ -1,9 +1,9 @@
 import type { PresentedCertificate } from '../auth/client-certificate.js';
-import { describeCertificate } from '../auth/client-certificate.js';
 import {
   acceptsCertificates,
   authenticateClient,
   certificateRefusal,
+  credentialName,
   grantKey,
   type ClientGrant,
 } from '../auth/client-grants.js';
@@ -49,13 +49,13 @@ export function authorizeLongPoll(
       return {
         ok: false,
         status: 401,
-        reason: `natprox: the client certificate (${describeCertificate(auth.certificate)}) is not accepted: ${certificateRefusal(grants, auth.certificate)}`,
+        reason: certificateRefusal(grants, auth.certificate),
       };
     case 'names-refused':
       return {
         ok: false,
         status: 403,
-        reason: `natprox: this ${auth.grant.tokenSha256 === undefined ? 'client certificate' : 'token'} may not serve "${name}"; it grants ${auth.grant.names.join(', ')}`,
+        reason: `natprox: this ${credentialName(auth.grant)} may not serve "${name}"; it grants ${auth.grant.names.join(', ')}`,
       };
   }
 }

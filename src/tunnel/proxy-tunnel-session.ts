@@ -160,7 +160,6 @@ export class ProxyTunnelSession implements ClientSession {
       });
       stream.once('response', (responseHeaders) => {
         responded = true;
-        this.heartbeat.alive();
         const status = Number(responseHeaders[':status']);
         const ownAnswer = responseHeaders[ERROR_CODE_HEADER] !== undefined;
         resolve({
