@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { endToEndHeaders } from '../util/headers.js';
 import {
@@ -6,10 +5,9 @@ import {
   DEADLINE_HEADER,
   INTERNAL_HEADER_PREFIX,
 } from '../tunnel/protocol.js';
-import { relayBody } from '../util/relay-body.js';
 import type { Allowlist } from './allowlist.js';
 import type { ClientEvents, ServeOutcome } from './client-events.js';
-import { LocalTargets, type LocalFetch } from './local-fetch.js';
+import { LocalTargets, type LocalFetch, type TargetResponse } from './local-fetch.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
 import { servedReporter } from './served-reporter.js';
 
@@ -49,23 +47,20 @@ export class ScrapeExecutor {
     stream.on('error', () => {});
     // Called only after the stream closes, by which time `fetch` is set.
     const onStreamClosed = (): void => fetch?.stop('cancelled');
-    const relay = (response: IncomingMessage, active: LocalFetch): void => {
+    const relay = (response: TargetResponse, active: LocalFetch): void => {
       if (stream.closed || stream.destroyed) {
-        active.done();
-        response.destroy();
+        response.discard();
         return;
       }
       // The trailer tells the proxy the body arrived in full (see BODY_COMPLETE_TRAILER).
       stream.respond(
-        { ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) },
+        { ':status': response.statusCode, ...endToEndHeaders(response.headers) },
         { waitForTrailers: true },
       );
       stream.once('wantTrailers', () => stream.sendTrailers(COMPLETE_TRAILERS));
-      relayBody(
-        response,
+      response.relay(
         stream,
         {
-          endedCleanly: () => response.complete,
           inspect: (chunk) => {
             bytes += chunk.length;
             return undefined;
@@ -75,10 +70,9 @@ export class ScrapeExecutor {
           },
         },
         (err) => {
-          active.done();
           stream.off('close', onStreamClosed);
           if (!err) {
-            report('ok', response.statusCode ?? 0);
+            report('ok', response.statusCode);
             return;
           }
           const outcome: ServeOutcome =
@@ -87,7 +81,7 @@ export class ScrapeExecutor {
               : active.stopped === 'deadline'
                 ? 'timeout'
                 : 'cancelled';
-          report(outcome, response.statusCode ?? 0, `body cut off: ${err.message}`);
+          report(outcome, response.statusCode, `body cut off: ${err.message}`);
         },
       );
     };
@@ -111,7 +105,7 @@ export class ScrapeExecutor {
         cancelled: () => report('cancelled', 0, 'the scraper went away'),
         response: (response) => {
           if (fetch) relay(response, fetch);
-          else response.destroy();
+          else response.discard();
         },
       },
     );

@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ClientEvents, ServeOutcome } from '../client/client-events.js';
-import type { LocalFetch, LocalTargets } from '../client/local-fetch.js';
+import type { LocalFetch, LocalTargets, TargetResponse } from '../client/local-fetch.js';
 import type { NatproxErrorCode } from '../errors.js';
 import {
   CLIENT_ANSWER_PREFIX,
@@ -8,7 +8,6 @@ import {
   INTERNAL_HEADER_PREFIX,
 } from '../tunnel/protocol.js';
 import { endToEndHeaders } from '../util/headers.js';
-import { relayBody } from '../util/relay-body.js';
 import type { ProxyHttp } from './proxy-http.js';
 import type { PolledRequest } from './request-reader.js';
 import { ChunkEncoder, writeResponseHead } from './response-writer.js';
@@ -103,8 +102,8 @@ export class PushExecutor {
           (err: Error) => report('push_failed', status, `push failed: ${err.message}`),
         );
       };
-      const pushResponse = (response: IncomingMessage, fetch: LocalFetch): void => {
-        const status = response.statusCode ?? 502;
+      const pushResponse = (response: TargetResponse, fetch: LocalFetch): void => {
+        const status = response.statusCode;
         const declared = response.headers['content-length'];
         const contentLength =
           declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
@@ -121,11 +120,9 @@ export class PushExecutor {
             push.write(head, 'latin1');
             const encoder = contentLength === undefined ? new ChunkEncoder() : undefined;
             if (encoder) encoder.pipe(push);
-            relayBody(
-              response,
+            response.relay(
               encoder ?? push,
               {
-                endedCleanly: () => response.complete,
                 inspect: (chunk) => {
                   bytes += chunk.length;
                   return undefined;
@@ -137,7 +134,6 @@ export class PushExecutor {
                 },
               },
               (err) => {
-                fetch.done();
                 if (!err) return;
                 const outcome: ServeOutcome =
                   fetch.stopped === 'deadline' ? 'timeout' : 'target_error';
@@ -146,8 +142,7 @@ export class PushExecutor {
             );
           },
           (err: Error) => {
-            fetch.done();
-            response.destroy();
+            response.discard();
             report('push_failed', status, `push failed: ${err.message}`);
           },
         );
@@ -168,7 +163,7 @@ export class PushExecutor {
           cancelled: () => report('cancelled', 0, 'the client is shutting down'),
           response: (response) => {
             if (fetch) pushResponse(response, fetch);
-            else response.destroy();
+            else response.discard();
           },
         },
       );

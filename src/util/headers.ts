@@ -65,3 +65,43 @@ function hasPrefix(name: string, prefixes: readonly string[]): boolean {
   for (const prefix of prefixes) if (name.startsWith(prefix)) return true;
   return false;
 }
+
+/** Headers a message may carry once: a repeat is dropped, as Node's HTTP parser does. */
+const SINGLE_VALUED = new Set([
+  'age',
+  'authorization',
+  'content-length',
+  'content-type',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-modified-since',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'referer',
+  'retry-after',
+  'server',
+  'user-agent',
+]);
+
+/**
+ * Raw header lines (name, value, name, value… as undici hands them over) as Node's
+ * `IncomingMessage.headers` would hold them: lower-case names, repeats joined with ", ",
+ * Set-Cookie as a list, and a repeat of a single-valued header dropped.
+ */
+export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const seen = headers[name];
+    if (seen === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else if (!SINGLE_VALUED.has(name)) headers[name] = `${seen}, ${value}`;
+  }
+  return headers;
+}
