@@ -16,8 +16,12 @@ import {
  * arrived as a complete 200, Prometheus would store a truncated scrape as if it were whole.
  */
 describe('a body cut off mid-transfer', () => {
-  /** A target that sends the head and some of a chunked body, then `cutAfter` runs. */
-  async function halfBodyTarget(): Promise<{
+  /**
+   * A target that sends the head and part of the body, then waits for the test to cut it
+   * off. With `declared`, the head carries a Content-Length the body never reaches (the
+   * proxy then judges completeness by counting bytes, without the client's trailer).
+   */
+  async function halfBodyTarget(declared?: number): Promise<{
     port: number;
     started: Promise<http.ServerResponse>;
   }> {
@@ -26,43 +30,49 @@ describe('a body cut off mid-transfer', () => {
       started = resolve;
     });
     const target = await startTarget((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        ...(declared === undefined ? {} : { 'content-length': String(declared) }),
+      });
       res.write('# first part of the exposition\n'.repeat(2000));
       started(res);
     }, after);
     return { port: target.port, started: startedPromise };
   }
 
-  it('when the target dies mid-body, the scraper sees the response break, not end', async () => {
-    const target = await halfBodyTarget();
-    const { port, url } = await startProxy(after);
-    await startClient(after, {
-      proxyUrl: new URL(url),
-      allow: [{ host: '127.0.0.1', port: target.port }],
+  for (const declared of [undefined, 1_000_000]) {
+    const kind = declared === undefined ? 'chunked' : 'Content-Length';
+    it(`when the target dies mid-body (${kind}), the scraper sees the response break, not end`, async () => {
+      const target = await halfBodyTarget(declared);
+      const { port, url } = await startProxy(after);
+      await startClient(after, {
+        proxyUrl: new URL(url),
+        allow: [{ host: '127.0.0.1', port: target.port }],
+      });
+      const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
+      const response = await within(scrape.response, 3000, 'the response head');
+      assert.equal(response.statusCode, 200);
+      const body = readBody(response);
+      (await target.started).socket?.destroy();
+      await assert.rejects(within(body, 3000, 'the body to break'), /aborted|closed|reset/i);
     });
-    const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
-    const response = await within(scrape.response, 3000, 'the response head');
-    assert.equal(response.statusCode, 200);
-    const body = readBody(response);
-    (await target.started).socket?.destroy();
-    await assert.rejects(within(body, 3000, 'the body to break'), /aborted|closed|reset/i);
-  });
 
-  it('when the tunnel is lost mid-body, the scraper sees the response break, not end', async () => {
-    const target = await halfBodyTarget();
-    const { port } = await startProxy(after);
-    const relay = await startRelay({ port }, after);
-    await startClient(after, {
-      proxyUrl: new URL(`http://127.0.0.1:${relay.port}`),
-      allow: [{ host: '127.0.0.1', port: target.port }],
+    it(`when the tunnel is lost mid-body (${kind}), the scraper sees the response break, not end`, async () => {
+      const target = await halfBodyTarget(declared);
+      const { port } = await startProxy(after);
+      const relay = await startRelay({ port }, after);
+      await startClient(after, {
+        proxyUrl: new URL(`http://127.0.0.1:${relay.port}`),
+        allow: [{ host: '127.0.0.1', port: target.port }],
+      });
+      const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
+      const response = await within(scrape.response, 3000, 'the response head');
+      const body = readBody(response);
+      await target.started;
+      relay.cut('close');
+      await assert.rejects(within(body, 3000, 'the body to break'), /aborted|closed|reset/i);
     });
-    const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
-    const response = await within(scrape.response, 3000, 'the response head');
-    const body = readBody(response);
-    await target.started;
-    relay.cut('close');
-    await assert.rejects(within(body, 3000, 'the body to break'), /aborted|closed|reset/i);
-  });
+  }
 
   it('a complete chunked body still ends normally', async () => {
     const target = await startTarget((_req, res) => {

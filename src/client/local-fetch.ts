@@ -189,7 +189,9 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
   stop(why: 'deadline' | 'cancelled'): void {
     if (this.stopped || this.settled) return;
     this.stopped = why;
-    const err = new Error(why === 'deadline' ? 'the scrape deadline passed' : 'the fetch was cancelled');
+    const err = new Error(
+      why === 'deadline' ? 'the scrape deadline passed' : 'the fetch was cancelled',
+    );
     // Not yet on a connection (queued or connecting): end it here; onConnect aborts it later.
     if (this.abortRequest) this.abortRequest(err);
     else this.onError(err);

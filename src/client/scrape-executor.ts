@@ -1,9 +1,10 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { endToEndHeaders } from '../util/headers.js';
+import { contentLength, endToEndHeaders } from '../util/headers.js';
 import {
   BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
   INTERNAL_HEADER_PREFIX,
+  LENGTH_COMPLETES_HEADER,
 } from '../tunnel/protocol.js';
 import type { Allowlist } from './allowlist.js';
 import type { ClientEvents, ServeOutcome } from './client-events.js';
@@ -15,6 +16,7 @@ const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
 const FALLBACK_DEADLINE_MS = 60_000;
 const COMPLETE_TRAILERS = { [BODY_COMPLETE_TRAILER]: '1' };
+const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 
 /**
  * Executes scrapes that arrive as tunnel streams: checks the name and the allowlist,
@@ -42,6 +44,8 @@ export class ScrapeExecutor {
     const pathAndQuery = String(headers[':path'] ?? '/');
     const path = pathAndQuery.split('?')[0] ?? '/';
     const { name, port } = parseAuthority(authority);
+    const method = String(headers[':method'] ?? 'GET');
+    const lengthCompletes = headers[LENGTH_COMPLETES_HEADER] === '1' && method !== 'HEAD';
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path }, () => bytes);
     stream.on('error', () => {});
@@ -52,12 +56,16 @@ export class ScrapeExecutor {
         response.discard();
         return;
       }
-      // The trailer tells the proxy the body arrived in full (see BODY_COMPLETE_TRAILER).
+      // The trailer tells the proxy the body arrived in full (see BODY_COMPLETE_TRAILER),
+      // unless the proxy counts the bytes of a body with a Content-Length itself.
+      const trailer = !(
+        lengthCompletes && contentLength(response.headers['content-length']) !== undefined
+      );
       stream.respond(
         { ':status': response.statusCode, ...endToEndHeaders(response.headers) },
-        { waitForTrailers: true },
+        trailer ? WAIT_FOR_TRAILERS : undefined,
       );
-      stream.once('wantTrailers', () => stream.sendTrailers(COMPLETE_TRAILERS));
+      if (trailer) stream.once('wantTrailers', () => stream.sendTrailers(COMPLETE_TRAILERS));
       response.relay(
         stream,
         {
@@ -90,7 +98,7 @@ export class ScrapeExecutor {
       {
         name,
         port,
-        method: String(headers[':method'] ?? 'GET'),
+        method,
         pathAndQuery,
         headers: endToEndHeaders(headers, [INTERNAL_HEADER_PREFIX]),
         authority,

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
-import { endToEndHeaders } from '../util/headers.js';
+import { contentLength, endToEndHeaders } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
 import {
   clientAnswerReason,
@@ -156,7 +156,8 @@ export class ScrapeHandler {
         const code = response.headers[ERROR_CODE_HEADER];
         const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
         const limit = policy.maxResponseBytes;
-        const declared = Number(response.headers['content-length'] ?? 0);
+        const length = contentLength(response.headers['content-length']);
+        const declared = length ?? 0;
         if (declared > limit) {
           done();
           response.body.destroy();
@@ -177,7 +178,8 @@ export class ScrapeHandler {
           response.body,
           res,
           {
-            endedCleanly: response.complete,
+            // A body that reached its declared length is whole however its stream ended.
+            endedCleanly: () => response.complete() || (length !== undefined && bytes === length),
             inspect: (chunk) => {
               bytes += chunk.length;
               if (ownAnswer && explanation.length < MAX_EXPLANATION)

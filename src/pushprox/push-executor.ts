@@ -7,7 +7,7 @@ import {
   ERROR_CODE_HEADER,
   INTERNAL_HEADER_PREFIX,
 } from '../tunnel/protocol.js';
-import { endToEndHeaders } from '../util/headers.js';
+import { contentLength, endToEndHeaders } from '../util/headers.js';
 import type { ProxyHttp } from './proxy-http.js';
 import type { PolledRequest } from './request-reader.js';
 import { ChunkEncoder, writeResponseHead } from './response-writer.js';
@@ -104,21 +104,19 @@ export class PushExecutor {
       };
       const pushResponse = (response: TargetResponse, fetch: LocalFetch): void => {
         const status = response.statusCode;
-        const declared = response.headers['content-length'];
-        const contentLength =
-          declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+        const declaredLength = contentLength(response.headers['content-length']);
         const head = writeResponseHead({
           status,
           headers: endToEndHeaders(response.headers),
           id: request.id,
           remainingSeconds: remainingSeconds(),
-          contentLength,
+          contentLength: declaredLength,
         });
         this.proxy.post('push', {}).then(
           (push) => {
             awaitPush(push, 'ok', status);
             push.write(head, 'latin1');
-            const encoder = contentLength === undefined ? new ChunkEncoder() : undefined;
+            const encoder = declaredLength === undefined ? new ChunkEncoder() : undefined;
             if (encoder) encoder.pipe(push);
             response.relay(
               encoder ?? push,

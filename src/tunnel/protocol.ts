@@ -38,6 +38,13 @@ export function clientAnswerReason(text: string): string | undefined {
  * way whether the body finished or the connection was lost; this tells the two apart.
  */
 export const BODY_COMPLETE_TRAILER = 'x-natprox-complete';
+/**
+ * Sent with every scrape by proxies that count a body's bytes: a body that reaches its
+ * Content-Length is complete to them, so the client may leave BODY_COMPLETE_TRAILER off
+ * (saves a frame, and a wake-up on each side, per scrape). Older proxies do not send it
+ * and keep getting the trailer.
+ */
+export const LENGTH_COMPLETES_HEADER = 'x-natprox-length-completes';
 /** Set on responses natprox itself made (not the target), with a stable error code. */
 export const ERROR_CODE_HEADER = 'x-natprox-error';
 

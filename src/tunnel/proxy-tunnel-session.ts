@@ -17,6 +17,7 @@ import {
   BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
   ERROR_CODE_HEADER,
+  LENGTH_COMPLETES_HEADER,
   MAX_SESSION_MEMORY_MIB,
   TUNNEL_SETTINGS,
   type Registration,
@@ -94,6 +95,8 @@ export class ProxyTunnelSession implements ClientSession {
       request.headers,
     );
     headers[DEADLINE_HEADER] = String(Math.max(1, Math.round(request.deadlineMs)));
+    // The scrape handler counts the body against its Content-Length (see the header).
+    headers[LENGTH_COMPLETES_HEADER] = '1';
     return this.openStream(headers, true, signal);
   }
 

@@ -105,3 +105,8 @@ export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
   }
   return headers;
 }
+
+/** A message's Content-Length when it has one valid value, else undefined. */
+export function contentLength(value: string | string[] | undefined): number | undefined {
+  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}

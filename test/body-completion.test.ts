@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import {
+  BODY_COMPLETE_TRAILER,
+  DEADLINE_HEADER,
+  LENGTH_COMPLETES_HEADER,
+  TUNNEL_UPGRADE_TOKEN,
+} from '../src/tunnel/protocol.js';
+import { dialTunnel } from '../src/tunnel/tunnel-dialer.js';
+import {
+  openScrape,
+  readBody,
+  startClient,
+  startProxy,
+  startTarget,
+  within,
+} from './helpers/loopback.js';
+
+/**
+ * The proxy's end of a tunnel written straight on node:http2, standing in for proxies old
+ * and new: it accepts one natprox client and sends scrapes with exactly the headers a test
+ * chooses, so the test sees on the wire whether the client ends a body with the trailer.
+ */
+async function rawProxyEnd(): Promise<{ url: string; tunnel: Promise<ClientHttp2Session> }> {
+  let accepted: (session: ClientHttp2Session) => void = () => {};
+  const tunnel = new Promise<ClientHttp2Session>((resolve) => {
+    accepted = resolve;
+  });
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  server.on('upgrade', (_req, socket: Socket) => {
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_UPGRADE_TOKEN}\r\n\r\n`,
+      () => {
+        const session = http2.connect('http://natprox-client', { createConnection: () => socket });
+        after(() => session.destroy());
+        accepted(session);
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => server.close());
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, tunnel };
+}
+
+interface WireAnswer {
+  status: number;
+  body: number;
+  trailers: IncomingHttpHeaders | undefined;
+}
+
+function scrapeOnWire(
+  session: ClientHttp2Session,
+  targetPort: number,
+  extra: Record<string, string>,
+): Promise<WireAnswer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ':method': 'GET',
+      ':authority': `demo:${targetPort}`,
+      ':path': '/metrics',
+      [DEADLINE_HEADER]: '5000',
+      ...extra,
+    });
+    let status = 0;
+    let body = 0;
+    let trailers: IncomingHttpHeaders | undefined;
+    stream.once('response', (headers) => {
+      status = Number(headers[':status']);
+    });
+    stream.once('trailers', (headers) => {
+      trailers = headers;
+    });
+    stream.on('data', (chunk: Buffer) => {
+      body += chunk.length;
+    });
+    stream.once('end', () => resolve({ status, body, trailers }));
+    stream.once('error', reject);
+  });
+}
+
+describe('how a client marks a body complete', () => {
+  async function setup(chunked: boolean): Promise<{ session: ClientHttp2Session; port: number }> {
+    const body = '# a metric\n'.repeat(3000);
+    const target = await startTarget((_req, res) => {
+      if (chunked) res.writeHead(200, { 'content-type': 'text/plain' });
+      else res.writeHead(200, { 'content-length': String(body.length) });
+      res.end(body);
+    }, after);
+    const proxy = await rawProxyEnd();
+    await startClient(after, {
+      proxyUrl: new URL(proxy.url),
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    return { session: await within(proxy.tunnel, 5000, 'the tunnel'), port: target.port };
+  }
+
+  it('sends the completion trailer to a proxy that does not count lengths (older proxies)', async () => {
+    const { session, port } = await setup(false);
+    const answer = await within(scrapeOnWire(session, port, {}), 5000, 'the scrape');
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, 33_000);
+    assert.equal(answer.trailers?.[BODY_COMPLETE_TRAILER], '1');
+  });
+
+  it('leaves the trailer off a Content-Length body when the proxy counts its bytes', async () => {
+    const { session, port } = await setup(false);
+    const answer = await within(
+      scrapeOnWire(session, port, { [LENGTH_COMPLETES_HEADER]: '1' }),
+      5000,
+      'the scrape',
+    );
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, 33_000);
+    assert.equal(answer.trailers, undefined);
+  });
+
+  it('keeps the trailer for a body without a Content-Length', async () => {
+    const { session, port } = await setup(true);
+    const answer = await within(
+      scrapeOnWire(session, port, { [LENGTH_COMPLETES_HEADER]: '1' }),
+      5000,
+      'the scrape',
+    );
+    assert.equal(answer.body, 33_000);
+    assert.equal(answer.trailers?.[BODY_COMPLETE_TRAILER], '1');
+  });
+});
+
+describe('how the proxy judges a body without the trailer', () => {
+  /** A client end that answers every scrape with Content-Length 1000 and `send` bytes. */
+  async function clientSending(send: number): Promise<number> {
+    const { port, url } = await startProxy(after);
+    const tunnel = await dialTunnel({
+      proxyUrl: new URL(url),
+      registration: { names: ['demo'], labels: {}, ports: [9100], version: 'test' },
+      handshakeTimeoutMs: 5000,
+      heartbeat: { intervalMs: 5000, maxMissed: 2 },
+      onStream: (stream) => {
+        stream.respond({ ':status': 200, 'content-length': '1000' });
+        stream.end(Buffer.alloc(send, 97));
+      },
+    });
+    after(() => tunnel.destroy());
+    return port;
+  }
+
+  it('takes a body that reached its Content-Length as complete, keeping the connection', async () => {
+    const port = await clientSending(1000);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    after(() => agent.destroy());
+    const ports: number[] = [];
+    for (let i = 0; i < 2; i += 1) {
+      const result = await within(
+        new Promise<{ status: number; body: Buffer; localPort: number }>((resolve, reject) => {
+          const req = http.get({
+            host: '127.0.0.1',
+            port,
+            path: 'http://demo:9100/metrics',
+            headers: { host: 'demo:9100' },
+            agent,
+          });
+          req.once('error', reject);
+          req.once('response', (res) => {
+            const localPort = res.socket.localPort ?? 0;
+            readBody(res).then(
+              (body) => resolve({ status: res.statusCode ?? 0, body, localPort }),
+              reject,
+            );
+          });
+        }),
+        3000,
+        `scrape ${i + 1}`,
+      );
+      assert.equal(result.status, 200);
+      assert.equal(result.body.length, 1000);
+      ports.push(result.localPort);
+      // A response the proxy took as cut off would be destroyed right after the body.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(ports[1], ports[0], 'the second scrape reused the keep-alive connection');
+  });
+
+  it('breaks the response of a body that ended short of its Content-Length', async () => {
+    const port = await clientSending(10);
+    const scrape = openScrape({ port }, 'http://demo:9100/metrics');
+    const response = await within(scrape.response, 3000, 'the response head');
+    await assert.rejects(
+      within(readBody(response), 3000, 'the body to break'),
+      /aborted|closed|reset/i,
+    );
+  });
+});
