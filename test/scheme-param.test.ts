@@ -50,6 +50,8 @@ describe('_scheme=https (PushProx convention)', () => {
         `http://127.0.0.1:${port}`,
         '--name',
         'demo',
+        '--name',
+        'other',
         '--allow',
         String(targetPort),
       ],
@@ -65,6 +67,11 @@ describe('_scheme=https (PushProx convention)', () => {
     assert.equal(ok.status, 200, ok.body);
     assert.equal(ok.body, 'secure_metric 1\n');
     assert.equal(seenPath, '/metrics?a=1', 'the target does not see _scheme');
+
+    // The certificate is checked against the scraped NAME, not the local address.
+    const wrongName = await scrapeThrough(port, `http://other:${targetPort}/metrics?_scheme=https`);
+    assert.equal(wrongName.status, 502, wrongName.body);
+    assert.match(wrongName.body, /ERR_TLS_CERT_ALTNAME_INVALID/);
 
     const plain = await scrapeThrough(port, `http://demo:${targetPort}/metrics`);
     assert.equal(plain.status, 502, 'plain http to a TLS port fails with a cause');
