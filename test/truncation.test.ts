@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import {
   openScrape,
   readBody,
+  scrapeThrough,
   startClient,
   startProxy,
   startRelay,
@@ -88,5 +90,27 @@ describe('a body cut off mid-transfer', () => {
     const scrape = openScrape({ port }, `http://demo:${target.port}/metrics`);
     const body = await readBody(await scrape.response);
     assert.equal(body.length, 200_000);
+  });
+
+  it('a body that ends with the connection (HTTP/1.0, no length) still ends normally', async () => {
+    // Old exporters answer this way; the end of the connection is the end of the body.
+    const target = net.createServer((socket) => {
+      socket.once('data', () => {
+        socket.end(`HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n${'x 1\n'.repeat(5000)}`);
+      });
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    after(() => target.close());
+    const targetPort = (target.address() as AddressInfo).port;
+    const { port, url } = await startProxy(after);
+    await startClient(after, {
+      proxyUrl: new URL(url),
+      allow: [{ host: '127.0.0.1', port: targetPort }],
+    });
+    for (let i = 0; i < 2; i += 1) {
+      const result = await scrapeThrough(port, `http://demo:${targetPort}/metrics`);
+      assert.equal(result.status, 200, result.body.slice(0, 200));
+      assert.equal(result.body.length, 20_000);
+    }
   });
 });

@@ -73,9 +73,12 @@ const AGENT_OPTIONS: Agent.Options = {
   // As many idle connections may be kept as may be open: with fewer, a burst of more
   // concurrent scrapes than that closes a connection after nearly every fetch.
   connections: 256,
-  // natprox's own deadline ends a fetch; these are only a backstop.
+  // natprox's own deadline ends a fetch; undici's timeouts would only race it.
   headersTimeout: 0,
   bodyTimeout: 0,
+  // Idle connections keep undici's default life (4 s, or less when the target's Keep-Alive
+  // says so): shorter than exporters' idle timeouts, so a reused connection is rarely one
+  // the target is closing at that moment.
 };
 
 /**
