@@ -1,0 +1,163 @@
+/**
+ * floor: the throughput and latency scenarios run against a bare two-hop relay
+ * (bench/floor/): the same exchanges natprox makes, written straight on node:http,
+ * node:http2 and undici, with none of natprox's checks, deadlines, metrics or logs. Its
+ * figures show what two Node hops cost on this machine, the floor under natprox's own;
+ * no goals (the "natprox" column holds the bare relay's figures).
+ */
+import { forkHelper, nextMessage, type Spawned } from '../lib/children.js';
+import { startTarget } from '../lib/helpers.js';
+import { summarize, type LoadJob, type LoadResult, type Route } from '../lib/load-types.js';
+import { cpuMeter } from '../lib/proc-stats.js';
+import { row, type Row } from '../lib/report.js';
+import type { Context, ScenarioResult } from '../lib/context.js';
+
+const SCENARIO = 'floor';
+const CONCURRENCY = 64;
+const NAMES = 100;
+const CLIENT_PROCESSES = 4;
+const NOTE = 'natprox column: the bare relay (bench/floor/), not natprox';
+
+export async function floor(ctx: Context): Promise<ScenarioResult> {
+  const durationMs = ctx.quick ? 2500 : 10_000;
+  const rounds = ctx.quick ? 1 : 2;
+  const perRound = ctx.quick ? 500 : 2500;
+  const target = await startTarget();
+  const proxy = forkHelper('floor/bare-proxy.ts');
+  const clients: Spawned[] = [];
+  try {
+    const { port } = await nextMessage(
+      proxy,
+      (m): m is { type: 'listening'; port: number } =>
+        (m as { type?: string }).type === 'listening',
+      20_000,
+      'bare proxy start',
+    );
+    const names = Array.from({ length: NAMES }, (_, i) => `floor-${i}`);
+    for (let p = 0; p < CLIENT_PROCESSES; p += 1) {
+      const mine = names.filter((_, i) => i % CLIENT_PROCESSES === p);
+      clients.push(
+        forkHelper('floor/bare-client.ts', [String(port), String(target.port), mine.join(',')]),
+      );
+    }
+    await Promise.all(
+      clients.map((client) =>
+        nextMessage(
+          client,
+          (m): m is { type: 'connected' } => (m as { type?: string }).type === 'connected',
+          20_000,
+          'bare client tunnel',
+        ),
+      ),
+    );
+    const direct: Route = { via: 'direct', targetPort: target.port, path: '/metrics' };
+    const bare = (routeNames: string[]): Route => ({
+      via: 'natprox',
+      proxyPort: port,
+      targetPort: target.port,
+      names: routeNames,
+      path: '/metrics',
+    });
+    const check = (what: string, result: LoadResult): void => {
+      if (result.errors > 0) {
+        ctx.fail(`floor (${what}): ${result.errors} errors, e.g. ${result.errorSamples[0]}`);
+      }
+    };
+
+    // Throughput, as in the throughput scenario's 4-process layout.
+    const closed = (route: Route): LoadJob => ({
+      route,
+      mode: 'closed',
+      concurrency: CONCURRENCY,
+      durationMs,
+      warmup: CONCURRENCY * (ctx.quick ? 2 : 10),
+      expectStatus: 200,
+      timeoutMs: 10_000,
+    });
+    const directLoad = await ctx.driver.run(closed(direct));
+    check('direct', directLoad);
+    const proxyCpu = cpuMeter([proxy.pid]);
+    const clientCpu = cpuMeter(clients.map((c) => c.pid));
+    const bareLoad = await ctx.driver.run(closed(bare(names)));
+    check('bare relay', bareLoad);
+    const proxyMs = proxyCpu.elapsedMs();
+    const clientMs = clientCpu.elapsedMs();
+    const rate = (result: LoadResult): number => (result.ok * 1000) / result.elapsedMs;
+    const perScrape = (ms: number): number => (ms * 1000) / Math.max(1, bareLoad.ok);
+
+    // Sequential latency, direct and bare rounds alternating as in the latency scenario.
+    const samples = { direct: [] as number[], bare: [] as number[] };
+    for (let round = 0; round < rounds; round += 1) {
+      for (const [via, route] of [
+        ['direct', direct],
+        ['bare', bare(['floor-0'])],
+      ] as const) {
+        const result = await ctx.driver.run({
+          route,
+          mode: 'closed',
+          concurrency: 1,
+          count: perRound,
+          warmup: 100,
+          expectStatus: 200,
+          timeoutMs: 10_000,
+          keepSamples: true,
+        });
+        check(`sequential ${via}`, result);
+        samples[via].push(...(result.samples ?? []));
+      }
+    }
+    const sequential = { direct: summarize(samples.direct), bare: summarize(samples.bare) };
+
+    const rows: Row[] = [
+      row({
+        scenario: SCENARIO,
+        metric: `scrapes/s, 64 conc., bare relay, ${CLIENT_PROCESSES} client procs`,
+        unit: '/s',
+        natprox: rate(bareLoad),
+        direct: rate(directLoad),
+        note: NOTE,
+      }),
+      row({
+        scenario: SCENARIO,
+        metric: 'CPU per scrape: bare proxy',
+        unit: 'µs',
+        natprox: perScrape(proxyMs),
+      }),
+      row({
+        scenario: SCENARIO,
+        metric: 'CPU per scrape: bare clients',
+        unit: 'µs',
+        natprox: perScrape(clientMs),
+      }),
+      row({
+        scenario: SCENARIO,
+        metric: 'p50, 10 KiB sequential, bare relay',
+        unit: 'ms',
+        natprox: sequential.bare.p50Ms,
+        direct: sequential.direct.p50Ms,
+        note: `added ${(sequential.bare.p50Ms - sequential.direct.p50Ms).toFixed(3)} ms`,
+      }),
+      row({
+        scenario: SCENARIO,
+        metric: 'p99, 10 KiB sequential, bare relay',
+        unit: 'ms',
+        natprox: sequential.bare.p99Ms,
+        direct: sequential.direct.p99Ms,
+        note: `added ${(sequential.bare.p99Ms - sequential.direct.p99Ms).toFixed(3)} ms`,
+      }),
+    ];
+    return {
+      rows,
+      details: {
+        durationMs,
+        direct: directLoad,
+        bare: bareLoad,
+        proxyCpuMs: proxyMs,
+        clientCpuMs: clientMs,
+        sequential,
+      },
+    };
+  } finally {
+    await Promise.all([...clients.map((c) => c.stop()), proxy.stop(), target.stop()]);
+  }
+}
