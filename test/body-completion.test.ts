@@ -83,10 +83,12 @@ function scrapeOnWire(
 }
 
 describe('how a client marks a body complete', () => {
-  async function setup(chunked: boolean): Promise<{ session: ClientHttp2Session; port: number }> {
+  async function setup(
+    answer: 'length' | 'chunked',
+  ): Promise<{ session: ClientHttp2Session; port: number }> {
     const body = '# a metric\n'.repeat(3000);
     const target = await startTarget((_req, res) => {
-      if (chunked) res.writeHead(200, { 'content-type': 'text/plain' });
+      if (answer === 'chunked') res.writeHead(200, { 'content-type': 'text/plain' });
       else res.writeHead(200, { 'content-length': String(body.length) });
       res.end(body);
     }, after);
@@ -99,7 +101,7 @@ describe('how a client marks a body complete', () => {
   }
 
   it('sends the completion trailer to a proxy that does not count lengths (older proxies)', async () => {
-    const { session, port } = await setup(false);
+    const { session, port } = await setup('length');
     const answer = await within(scrapeOnWire(session, port, {}), 5000, 'the scrape');
     assert.equal(answer.status, 200);
     assert.equal(answer.body, 33_000);
@@ -107,7 +109,7 @@ describe('how a client marks a body complete', () => {
   });
 
   it('leaves the trailer off a Content-Length body when the proxy counts its bytes', async () => {
-    const { session, port } = await setup(false);
+    const { session, port } = await setup('length');
     const answer = await within(
       scrapeOnWire(session, port, { [LENGTH_COMPLETES_HEADER]: '1' }),
       5000,
@@ -119,7 +121,7 @@ describe('how a client marks a body complete', () => {
   });
 
   it('keeps the trailer for a body without a Content-Length', async () => {
-    const { session, port } = await setup(true);
+    const { session, port } = await setup('chunked');
     const answer = await within(
       scrapeOnWire(session, port, { [LENGTH_COMPLETES_HEADER]: '1' }),
       5000,
@@ -193,4 +195,73 @@ describe('how the proxy judges a body without the trailer', () => {
       /aborted|closed|reset/i,
     );
   });
+});
+
+describe('answers without a body, through proxy and client', () => {
+  /** Scrapes twice over one keep-alive connection; the local port shows whether it held. */
+  async function twiceOverOneConnection(
+    port: number,
+    method: string,
+    targetUrl: string,
+  ): Promise<{ statuses: number[]; bodies: number[]; localPorts: number[] }> {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    after(() => agent.destroy());
+    const statuses: number[] = [];
+    const bodies: number[] = [];
+    const localPorts: number[] = [];
+    for (let i = 0; i < 2; i += 1) {
+      const { host } = new URL(targetUrl);
+      const res = await within(
+        new Promise<http.IncomingMessage>((resolve, reject) => {
+          const req = http.request({
+            host: '127.0.0.1',
+            port,
+            method,
+            path: targetUrl,
+            headers: { host },
+            agent,
+          });
+          req.once('error', reject);
+          req.once('response', resolve);
+          req.end();
+        }),
+        3000,
+        `${method} ${i + 1}`,
+      );
+      localPorts.push(res.socket.localPort ?? 0);
+      statuses.push(res.statusCode ?? 0);
+      bodies.push((await within(readBody(res), 3000, 'the body')).length);
+      // A response the proxy took as cut off would be destroyed right after the head.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return { statuses, bodies, localPorts };
+  }
+
+  async function setup(): Promise<{ port: number; targetPort: number }> {
+    const target = await startTarget((req, res) => {
+      if (req.url === '/no-content') res.writeHead(204).end();
+      else if (req.url === '/not-modified') res.writeHead(304, { 'content-length': '1234' }).end();
+      else res.writeHead(200, { 'content-length': '1234' }).end('x'.repeat(1234));
+    }, after);
+    const { port, url } = await startProxy(after);
+    await startClient(after, {
+      proxyUrl: new URL(url),
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    return { port, targetPort: target.port };
+  }
+
+  for (const [method, path, status] of [
+    ['HEAD', '/metrics', 200],
+    ['GET', '/no-content', 204],
+    ['GET', '/not-modified', 304],
+  ] as const) {
+    it(`${method} ${path}: ${status} arrives complete and the connection stays open`, async () => {
+      const { port, targetPort } = await setup();
+      const result = await twiceOverOneConnection(port, method, `http://demo:${targetPort}${path}`);
+      assert.deepEqual(result.statuses, [status, status]);
+      assert.deepEqual(result.bodies, [0, 0]);
+      assert.equal(result.localPorts[1], result.localPorts[0], 'the connection was kept');
+    });
+  }
 });

@@ -236,7 +236,8 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
   onComplete(): void {
     const destination = this.destination;
     if (this.settled || destination === undefined) return;
-    destination.end(() => this.finishRelay());
+    // The callback gets an error when the destination was destroyed before the end.
+    destination.end((err?: Error | null) => this.finishRelay(err ?? undefined));
   }
 
   onError(err: Error): void {

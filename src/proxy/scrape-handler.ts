@@ -157,6 +157,8 @@ export class ScrapeHandler {
         const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
         const limit = policy.maxResponseBytes;
         const length = contentLength(response.headers['content-length']);
+        const bodiless =
+          req.method === 'HEAD' || response.status === 204 || response.status === 304;
         const declared = length ?? 0;
         if (declared > limit) {
           done();
@@ -178,8 +180,10 @@ export class ScrapeHandler {
           response.body,
           res,
           {
-            // A body that reached its declared length is whole however its stream ended.
-            endedCleanly: () => response.complete() || (length !== undefined && bytes === length),
+            // A body that reached its declared length is whole however its stream ended, and
+            // answers that have no body (HTTP/2 ends them with their head, trailer or not).
+            endedCleanly: () =>
+              bodiless || response.complete() || (length !== undefined && bytes === length),
             inspect: (chunk) => {
               bytes += chunk.length;
               if (ownAnswer && explanation.length < MAX_EXPLANATION)
