@@ -11,6 +11,7 @@ import {
 } from '../src/tunnel/protocol.js';
 import { dialTunnel } from '../src/tunnel/tunnel-dialer.js';
 import {
+  eventually,
   openScrape,
   readBody,
   startClient,
@@ -237,18 +238,21 @@ describe('answers without a body, through proxy and client', () => {
     return { statuses, bodies, localPorts };
   }
 
-  async function setup(): Promise<{ port: number; targetPort: number }> {
+  async function setup(): Promise<{ port: number; targetPort: number; served: string[] }> {
     const target = await startTarget((req, res) => {
-      if (req.url === '/no-content') res.writeHead(204).end();
+      // 204 and 304 may name a Content-Length and still have no body (RFC 9110, 6.4.1).
+      if (req.url === '/no-content') res.writeHead(204, { 'content-length': '1234' }).end();
       else if (req.url === '/not-modified') res.writeHead(304, { 'content-length': '1234' }).end();
       else res.writeHead(200, { 'content-length': '1234' }).end('x'.repeat(1234));
     }, after);
     const { port, url } = await startProxy(after);
-    await startClient(after, {
+    const client = await startClient(after, {
       proxyUrl: new URL(url),
       allow: [{ host: '127.0.0.1', port: target.port }],
     });
-    return { port, targetPort: target.port };
+    const served: string[] = [];
+    client.events.on('scrapeServed', (info) => served.push(info.outcome));
+    return { port, targetPort: target.port, served };
   }
 
   for (const [method, path, status] of [
@@ -257,11 +261,15 @@ describe('answers without a body, through proxy and client', () => {
     ['GET', '/not-modified', 304],
   ] as const) {
     it(`${method} ${path}: ${status} arrives complete and the connection stays open`, async () => {
-      const { port, targetPort } = await setup();
+      const { port, targetPort, served } = await setup();
       const result = await twiceOverOneConnection(port, method, `http://demo:${targetPort}${path}`);
       assert.deepEqual(result.statuses, [status, status]);
       assert.deepEqual(result.bodies, [0, 0]);
       assert.equal(result.localPorts[1], result.localPorts[0], 'the connection was kept');
+      // The client, too, saw both end at once (not waiting for the named length until its
+      // deadline).
+      await eventually(() => served.length === 2, 3000, 'the client to report both');
+      assert.deepEqual(served, ['ok', 'ok']);
     });
   }
 });

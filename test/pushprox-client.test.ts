@@ -269,6 +269,35 @@ describe('natprox client --transport pushprox against natprox proxy', () => {
     assert.equal(result.body, 'round trip\n');
   });
 
+  it('answers without a body (204, 304) arrive at once, whatever Content-Length they name', async () => {
+    const target = await startTarget((req, res) => {
+      const status = req.url === '/no-content' ? 204 : req.url === '/not-modified' ? 304 : 200;
+      res.writeHead(status, { 'content-length': status === 200 ? '3' : '1234' });
+      res.end(status === 200 ? 'ok\n' : undefined);
+    }, after);
+    const { port, url } = await startProxy(after);
+    startPushProxClient({ port }, 'bodiless', [{ host: '127.0.0.1', port: target.port }], {
+      proxyUrl: new URL(url),
+    });
+    await eventually(
+      async () => (await scrapeThrough(port, `http://bodiless:${target.port}/`)).status === 200,
+      5000,
+      'a scrape to work',
+    );
+    for (const [path, status] of [
+      ['/no-content', 204],
+      ['/not-modified', 304],
+    ] as const) {
+      const result = await within(
+        scrapeThrough(port, `http://bodiless:${target.port}${path}`),
+        2000,
+        `${path} (the scrape deadline is 5 s)`,
+      );
+      assert.equal(result.status, status);
+      assert.equal(result.body, '');
+    }
+  });
+
   it('the CLI takes --transport pushprox', async () => {
     const target = await startTarget((_req, res) => res.end('cli\n'), after);
     const fake = await startFakeProxy();

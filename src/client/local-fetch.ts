@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { NatproxErrorCode } from '../errors.js';
-import { headersFromRaw } from '../util/headers.js';
+import { contentLength, headersFromRaw } from '../util/headers.js';
 import { formatHostPort } from '../util/host-port.js';
 import type { Allowlist } from './allowlist.js';
 import type { ServeOutcome } from './client-events.js';
@@ -177,6 +177,13 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
   private relayDone: ((err?: Error) => void) | undefined = undefined;
   /** Why the body failed before anyone asked for it (handed to a late `relay`). */
   private failure: Error | undefined = undefined;
+  /**
+   * A 204 or 304 that names a Content-Length: it has no body (RFC 9110, 6.4.1), but undici
+   * waits for one; the relay ends it at once and lets undici go.
+   */
+  private phantomBody = false;
+  /** undici's callbacks no longer concern this exchange (see phantomBody). */
+  private detached = false;
   private readonly deadline: NodeJS.Timeout;
 
   constructor(
@@ -212,6 +219,9 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
     if (statusCode < 200) return true; // 1xx: informational, the real answer follows
     this.statusCode = statusCode;
     this.headers = headersFromRaw(rawHeaders);
+    this.phantomBody =
+      (statusCode === 204 || statusCode === 304) &&
+      (contentLength(this.headers['content-length']) ?? 0) > 0;
     this.resumeBody = resume;
     this.answered = true;
     this.handlers.response(this);
@@ -222,7 +232,7 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
 
   onData(chunk: Buffer): boolean {
     const destination = this.destination;
-    if (this.settled) return true;
+    if (this.settled || this.detached) return true;
     if (destination === undefined) return false; // not asked for yet: wait
     const problem = this.options.inspect?.(chunk);
     if (problem) {
@@ -235,13 +245,13 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
 
   onComplete(): void {
     const destination = this.destination;
-    if (this.settled || destination === undefined) return;
+    if (this.settled || this.detached || destination === undefined) return;
     // The callback gets an error when the destination was destroyed before the end.
     destination.end((err?: Error | null) => this.finishRelay(err ?? undefined));
   }
 
   onError(err: Error): void {
-    if (this.settled) return;
+    if (this.settled || this.detached) return;
     if (this.answered) {
       this.failBody(err);
       return;
@@ -285,6 +295,12 @@ class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, TargetR
     destination.on('drain', this.onDrain);
     destination.once('close', this.onDestinationClose);
     destination.on('error', ignore);
+    if (this.phantomBody) {
+      this.detached = true;
+      this.abortRequest?.(new Error('a 204 or 304 answer has no body'));
+      destination.end((err?: Error | null) => this.finishRelay(err ?? undefined));
+      return;
+    }
     if (this.pausedForRelay) {
       this.pausedForRelay = false;
       this.resumeBody?.();

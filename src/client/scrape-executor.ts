@@ -1,4 +1,8 @@
-import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, {
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { contentLength, endToEndHeaders } from '../util/headers.js';
 import {
   BODY_COMPLETE_TRAILER,
@@ -61,10 +65,12 @@ export class ScrapeExecutor {
       const trailer = !(
         lengthCompletes && contentLength(response.headers['content-length']) !== undefined
       );
-      stream.respond(
-        { ':status': response.statusCode, ...endToEndHeaders(response.headers) },
-        trailer ? WAIT_FOR_TRAILERS : undefined,
-      );
+      const head: OutgoingHttpHeaders = endToEndHeaders(response.headers);
+      head[':status'] = response.statusCode;
+      // A 204 must not name a length (RFC 9110, 8.6) and HTTP/2 resets a stream that does;
+      // some targets send one anyway.
+      if (response.statusCode === 204) delete head['content-length'];
+      stream.respond(head, trailer ? WAIT_FOR_TRAILERS : undefined);
       if (trailer) stream.once('wantTrailers', () => stream.sendTrailers(COMPLETE_TRAILERS));
       response.relay(
         stream,
