@@ -122,7 +122,10 @@ export class LocalTargets {
     private readonly allowlist: Allowlist,
   ) {}
 
-  /** Aborts fetches still running (the grace period is over) and closes local connections. */
+  /**
+   * Aborts fetches still running (the grace period is over); the last client of the
+   * process to close also closes the local connections.
+   */
   close(): void {
     for (const fetch of this.inFlight) fetch.stop('cancelled');
     if (!this.closed) sharedAgent.release();
