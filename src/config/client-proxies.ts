@@ -21,13 +21,38 @@ interface Sourced {
   where: string;
 }
 
-interface ProxySource {
+/**
+ * The settings each proxy has: its field here, its flag, and its key in the config file
+ * (at the top level and in each proxies: entry).
+ */
+const PROXY_SETTINGS = [
+  ['tokenFile', 'token-file', 'token_file'],
+  ['caFile', 'ca-file', 'ca_file'],
+  ['pin', 'tls-fingerprint', 'tls_fingerprint'],
+  ['certFile', 'cert-file', 'cert_file'],
+  ['keyFile', 'key-file', 'key_file'],
+] as const;
+
+type ProxySettings = Partial<Record<(typeof PROXY_SETTINGS)[number][0], Sourced>>;
+type ProxySettingKeys = Partial<Record<(typeof PROXY_SETTINGS)[number][2], string>>;
+
+interface ProxySource extends ProxySettings {
   url: Sourced;
-  tokenFile?: Sourced | undefined;
-  caFile?: Sourced | undefined;
-  pin?: Sourced | undefined;
-  certFile?: Sourced | undefined;
-  keyFile?: Sourced | undefined;
+}
+
+/** Each setting from its flag, else from `keys` (named `${where}KEY`), else from `fallback`. */
+function settingsOf(
+  flags: ClientProxyFlags,
+  keys: ProxySettingKeys,
+  where: string,
+  fallback: ProxySettings = {},
+): ProxySettings {
+  const settings: ProxySettings = {};
+  for (const [field, flag, key] of PROXY_SETTINGS) {
+    settings[field] =
+      sourced(flags[flag], `--${flag}`) ?? sourced(keys[key], `${where}${key}`) ?? fallback[field];
+  }
+  return settings;
 }
 
 function sourced(value: string | undefined, where: string): Sourced | undefined {
@@ -35,29 +60,18 @@ function sourced(value: string | undefined, where: string): Sourced | undefined 
 }
 
 /**
- * The proxies to keep tunnels to, each with its token and TLS trust. Repeated --proxy-url
- * flags replace the file's proxy_url or proxies: and share --token-file, --ca-file and
- * --tls-fingerprint (or the file's top-level token_file, ca_file, tls_fingerprint). In a
- * proxies: list each entry may name its own; a flag overrides them all.
+ * The proxies to keep tunnels to, each with its token and TLS settings. Repeated --proxy-url
+ * flags replace the file's proxy_url or proxies: and share --token-file, --ca-file,
+ * --tls-fingerprint, --cert-file and --key-file (or the file's top-level token_file, ca_file,
+ * tls_fingerprint, cert_file, key_file). In a proxies: list each entry may name its own; a
+ * flag overrides them all.
  */
 export function resolveClientProxies(
   flags: ClientProxyFlags,
   file: ClientFile,
   source: string,
 ): ProxyEndpoint[] {
-  const shared = {
-    tokenFile:
-      sourced(flags['token-file'], '--token-file') ??
-      sourced(file.token_file, `${source}: token_file`),
-    caFile: sourced(flags['ca-file'], '--ca-file') ?? sourced(file.ca_file, `${source}: ca_file`),
-    pin:
-      sourced(flags['tls-fingerprint'], '--tls-fingerprint') ??
-      sourced(file.tls_fingerprint, `${source}: tls_fingerprint`),
-    certFile:
-      sourced(flags['cert-file'], '--cert-file') ?? sourced(file.cert_file, `${source}: cert_file`),
-    keyFile:
-      sourced(flags['key-file'], '--key-file') ?? sourced(file.key_file, `${source}: key_file`),
-  };
+  const shared = settingsOf(flags, file, `${source}: `);
   const flagUrls = [flags['proxy-url'] ?? []].flat();
   let sources: ProxySource[];
   if (flagUrls.length > 0) {
@@ -65,33 +79,14 @@ export function resolveClientProxies(
   } else if (file.proxies !== undefined) {
     if (file.proxy_url !== undefined) {
       throw new ConfigError(
-        `${source}: proxy_url and proxies: give either proxy_url (one proxy) or proxies (a list of {url, token_file, ca_file, tls_fingerprint}), not both`,
+        `${source}: proxy_url and proxies: give either proxy_url (one proxy) or proxies (a list of {url, token_file, ca_file, tls_fingerprint, cert_file, key_file}), not both`,
       );
     }
     sources = file.proxies.map((entry, i) => {
       const where = `${source}: proxies[${i}]`;
       return {
         url: { value: entry.url, where: `${where}.url` },
-        tokenFile:
-          sourced(flags['token-file'], '--token-file') ??
-          sourced(entry.token_file, `${where}.token_file`) ??
-          shared.tokenFile,
-        caFile:
-          sourced(flags['ca-file'], '--ca-file') ??
-          sourced(entry.ca_file, `${where}.ca_file`) ??
-          shared.caFile,
-        pin:
-          sourced(flags['tls-fingerprint'], '--tls-fingerprint') ??
-          sourced(entry.tls_fingerprint, `${where}.tls_fingerprint`) ??
-          shared.pin,
-        certFile:
-          sourced(flags['cert-file'], '--cert-file') ??
-          sourced(entry.cert_file, `${where}.cert_file`) ??
-          shared.certFile,
-        keyFile:
-          sourced(flags['key-file'], '--key-file') ??
-          sourced(entry.key_file, `${where}.key_file`) ??
-          shared.keyFile,
+        ...settingsOf(flags, entry, `${where}.`, shared),
       };
     });
   } else if (file.proxy_url !== undefined) {
