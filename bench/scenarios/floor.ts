@@ -7,21 +7,24 @@
  */
 import { forkHelper, nextMessage, type Spawned } from '../lib/children.js';
 import { startTarget } from '../lib/helpers.js';
-import { summarize, type LoadJob, type LoadResult, type Route } from '../lib/load-types.js';
+import { summarize, type LoadResult, type Route } from '../lib/load-types.js';
 import { cpuMeter } from '../lib/proc-stats.js';
 import { row, type Row } from '../lib/report.js';
 import type { Context, ScenarioResult } from '../lib/context.js';
+import { sequentialJob } from './latency.js';
+import {
+  CLIENT_PROCESSES,
+  NAMES,
+  scrapesPerSecond,
+  throughputJob,
+  throughputMs,
+} from './throughput.js';
 
 const SCENARIO = 'floor';
-const CONCURRENCY = 64;
-const NAMES = 100;
-const CLIENT_PROCESSES = 4;
 const NOTE = 'natprox column: the bare relay (bench/floor/), not natprox';
 
 export async function floor(ctx: Context): Promise<ScenarioResult> {
-  const durationMs = ctx.quick ? 2500 : 10_000;
   const rounds = ctx.quick ? 1 : 2;
-  const perRound = ctx.quick ? 500 : 2500;
   const target = await startTarget();
   const proxy = forkHelper('floor/bare-proxy.ts');
   const clients: Spawned[] = [];
@@ -64,44 +67,25 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
       }
     };
 
-    // Throughput, as in the throughput scenario's 4-process layout.
-    const closed = (route: Route): LoadJob => ({
-      route,
-      mode: 'closed',
-      concurrency: CONCURRENCY,
-      durationMs,
-      warmup: CONCURRENCY * (ctx.quick ? 2 : 10),
-      expectStatus: 200,
-      timeoutMs: 10_000,
-    });
-    const directLoad = await ctx.driver.run(closed(direct));
+    // Throughput, with the throughput scenario's job and 4-process layout.
+    const directLoad = await ctx.driver.run(throughputJob(ctx, direct));
     check('direct', directLoad);
     const proxyCpu = cpuMeter([proxy.pid]);
     const clientCpu = cpuMeter(clients.map((c) => c.pid));
-    const bareLoad = await ctx.driver.run(closed(bare(names)));
+    const bareLoad = await ctx.driver.run(throughputJob(ctx, bare(names)));
     check('bare relay', bareLoad);
     const proxyMs = proxyCpu.elapsedMs();
     const clientMs = clientCpu.elapsedMs();
-    const rate = (result: LoadResult): number => (result.ok * 1000) / result.elapsedMs;
     const perScrape = (ms: number): number => (ms * 1000) / Math.max(1, bareLoad.ok);
 
-    // Sequential latency, direct and bare rounds alternating as in the latency scenario.
+    // Sequential latency: the latency scenario's job, direct and bare rounds alternating.
     const samples = { direct: [] as number[], bare: [] as number[] };
     for (let round = 0; round < rounds; round += 1) {
       for (const [via, route] of [
         ['direct', direct],
         ['bare', bare(['floor-0'])],
       ] as const) {
-        const result = await ctx.driver.run({
-          route,
-          mode: 'closed',
-          concurrency: 1,
-          count: perRound,
-          warmup: 100,
-          expectStatus: 200,
-          timeoutMs: 10_000,
-          keepSamples: true,
-        });
+        const result = await ctx.driver.run(sequentialJob(ctx, route));
         check(`sequential ${via}`, result);
         samples[via].push(...(result.samples ?? []));
       }
@@ -113,8 +97,8 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
         scenario: SCENARIO,
         metric: `scrapes/s, 64 conc., bare relay, ${CLIENT_PROCESSES} client procs`,
         unit: '/s',
-        natprox: rate(bareLoad),
-        direct: rate(directLoad),
+        natprox: scrapesPerSecond(bareLoad),
+        direct: scrapesPerSecond(directLoad),
         note: NOTE,
       }),
       row({
@@ -149,7 +133,7 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
     return {
       rows,
       details: {
-        durationMs,
+        durationMs: throughputMs(ctx),
         direct: directLoad,
         bare: bareLoad,
         proxyCpuMs: proxyMs,

@@ -12,9 +12,27 @@ import type { Context, ScenarioResult } from '../lib/context.js';
 
 const SCENARIO = 'latency';
 
+/** Scrapes in one round. */
+function perRoundOf(ctx: Context): number {
+  return ctx.quick ? 500 : 2500;
+}
+
+/** One round: scrapes one at a time over one keep-alive connection, every latency kept. */
+export function sequentialJob(ctx: Context, route: Route): LoadJob {
+  return {
+    route,
+    mode: 'closed',
+    concurrency: 1,
+    count: perRoundOf(ctx),
+    warmup: 100,
+    expectStatus: 200,
+    timeoutMs: 10_000,
+    keepSamples: true,
+  };
+}
+
 export async function latency(ctx: Context): Promise<ScenarioResult> {
   const rounds = ctx.quick ? 2 : 4;
-  const perRound = ctx.quick ? 500 : 2500;
   const target = await startTarget();
   const proxy = await startProxy({ cpuProfDir: ctx.cpuProfDir });
   const client = startClient({
@@ -35,16 +53,7 @@ export async function latency(ctx: Context): Promise<ScenarioResult> {
         path: '/metrics',
       },
     };
-    const job = (route: Route): LoadJob => ({
-      route,
-      mode: 'closed',
-      concurrency: 1,
-      count: perRound,
-      warmup: 100,
-      expectStatus: 200,
-      timeoutMs: 10_000,
-      keepSamples: true,
-    });
+    const job = (route: Route): LoadJob => sequentialJob(ctx, route);
     const samples = { direct: [] as number[], natprox: [] as number[] };
     const cpu = { proxy: 0, client: 0, targetNatprox: 0, targetDirect: 0 };
     let errors = 0;
@@ -116,7 +125,10 @@ export async function latency(ctx: Context): Promise<ScenarioResult> {
         direct: (cpu.targetDirect * 1000) / Math.max(1, direct.count),
       }),
     ];
-    return { rows, details: { direct, natprox, errors, cpuMs: cpu, rounds, perRound } };
+    return {
+      rows,
+      details: { direct, natprox, errors, cpuMs: cpu, rounds, perRound: perRoundOf(ctx) },
+    };
   } finally {
     await Promise.all([client.stop(), proxy.stop(6000), target.stop()]);
   }

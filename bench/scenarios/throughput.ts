@@ -16,11 +16,35 @@ import type { Context, ScenarioResult } from '../lib/context.js';
 
 const SCENARIO = 'throughput';
 const CONCURRENCY = 64;
-const NAMES = 100;
-const CLIENT_PROCESSES = 4;
+/** The load's layout: 100 names over 4 client processes (the floor scenario uses it too). */
+export const NAMES = 100;
+export const CLIENT_PROCESSES = 4;
+
+/** How long each measurement runs. */
+export function throughputMs(ctx: Context): number {
+  return ctx.quick ? 2500 : 10_000;
+}
+
+/** 64 scrapes in flight for throughputMs(), after a warm-up on the same connections. */
+export function throughputJob(ctx: Context, route: Route): LoadJob {
+  return {
+    route,
+    mode: 'closed',
+    concurrency: CONCURRENCY,
+    durationMs: throughputMs(ctx),
+    warmup: CONCURRENCY * (ctx.quick ? 2 : 10),
+    expectStatus: 200,
+    timeoutMs: 10_000,
+  };
+}
+
+/** Scrapes that succeeded per second. */
+export function scrapesPerSecond(result: LoadResult): number {
+  return (result.ok * 1000) / result.elapsedMs;
+}
 
 export async function throughput(ctx: Context): Promise<ScenarioResult> {
-  const durationMs = ctx.quick ? 2500 : 10_000;
+  const durationMs = throughputMs(ctx);
   const target = await startTarget();
   const proxy = await startProxy({
     cpuProfDir: ctx.cpuProfDir,
@@ -56,15 +80,7 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
     if (fleet.failed > 0) ctx.fail(`throughput: ${fleet.failed} fleet tunnels did not connect`);
     await waitListed(proxy.port, [...processNames, ...fleetNames], 20_000);
 
-    const job = (route: Route): LoadJob => ({
-      route,
-      mode: 'closed',
-      concurrency: CONCURRENCY,
-      durationMs,
-      warmup: CONCURRENCY * (ctx.quick ? 2 : 10),
-      expectStatus: 200,
-      timeoutMs: 10_000,
-    });
+    const job = (route: Route): LoadJob => throughputJob(ctx, route);
     const natproxRoute = (names: string[]): Route => ({
       via: 'natprox',
       proxyPort: proxy.port,
@@ -77,7 +93,7 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
         ctx.fail(`throughput (${what}): ${result.errors} errors, e.g. ${result.errorSamples[0]}`);
       }
     };
-    const rate = (result: LoadResult): number => (result.ok * 1000) / result.elapsedMs;
+    const rate = scrapesPerSecond;
 
     const targetMeter = cpuMeter([target.pid]);
     const direct = await ctx.driver.run(
