@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { contentLength, headersFromRaw } from '../util/headers.js';
+import { contentLength, headersFromRaw, statusHasNoBody } from '../util/headers.js';
 import type {
   BodyRelayOptions,
   LocalFetch,
@@ -72,8 +72,7 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
     this.statusCode = statusCode;
     this.headers = headersFromRaw(rawHeaders);
     this.phantomBody =
-      (statusCode === 204 || statusCode === 304) &&
-      (contentLength(this.headers['content-length']) ?? 0) > 0;
+      statusHasNoBody(statusCode) && (contentLength(this.headers['content-length']) ?? 0) > 0;
     this.resumeBody = resume;
     this.answered = true;
     this.handlers.response(this);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
-import { contentLength, endToEndHeaders } from '../util/headers.js';
+import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
 import {
   clientAnswerReason,
@@ -157,8 +157,7 @@ export class ScrapeHandler {
         const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
         const limit = policy.maxResponseBytes;
         const length = contentLength(response.headers['content-length']);
-        const bodiless =
-          req.method === 'HEAD' || response.status === 204 || response.status === 304;
+        const bodiless = req.method === 'HEAD' || statusHasNoBody(response.status);
         const declared = length ?? 0;
         if (declared > limit) {
           done();

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
+import { statusHasNoBody } from '../util/headers.js';
 import { BodyDecoder, type BodyFraming } from './body-decoder.js';
 import { headEnd, headLines, parseHeaderBlock } from './wire-format.js';
 
@@ -106,7 +107,7 @@ function parseHead(head: Buffer): ParsedHead | string {
 
 /** How the body is delimited, as Go's `http.ReadResponse` decides it. */
 function framingOf(status: number, headers: IncomingHttpHeaders): BodyFraming | string {
-  if ((status >= 100 && status < 200) || status === 204 || status === 304) {
+  if (statusHasNoBody(status)) {
     return { kind: 'length', bytes: 0 };
   }
   const transferEncoding = String(headers['transfer-encoding'] ?? '').toLowerCase();

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { addHeaderLine } from '../util/headers.js';
 
 /**
  * PushProx's wire format: the scrape request travels as the body of a /poll answer, written
@@ -54,25 +55,17 @@ export function headerLines(
   return lines.map(([name, value]) => `${name}: ${value}`);
 }
 
-/** Parsed header block: lower-case names, repeated headers joined with ", " as Node does. */
+/** Parsed header block: lower-case names, repeats kept as Node does (see addHeaderLine). */
 export function parseHeaderBlock(lines: readonly string[]): IncomingHttpHeaders | string {
-  const headers: Record<string, string> = {};
-  const cookies: string[] = [];
+  const headers: IncomingHttpHeaders = {};
   for (const line of lines) {
     const colon = line.indexOf(':');
     if (colon <= 0) return `malformed header line "${line.slice(0, 80)}"`;
     const name = line.slice(0, colon).trim().toLowerCase();
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) return `invalid header name "${name}"`;
-    const value = line.slice(colon + 1).trim();
-    // Set-Cookie is the one header whose repeats cannot be joined (RFC 6265, 3).
-    if (name === 'set-cookie') {
-      cookies.push(value);
-      continue;
-    }
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : `${previous}, ${value}`;
+    addHeaderLine(headers, name, line.slice(colon + 1).trim(), false);
   }
-  return cookies.length > 0 ? { ...headers, 'set-cookie': cookies } : headers;
+  return headers;
 }
 
 /** Where the head ends: the index just past the first empty line, or -1 when not yet seen. */

@@ -89,21 +89,40 @@ const SINGLE_VALUED = new Set([
 ]);
 
 /**
+ * Adds one received header line to `headers` as Node's `IncomingMessage.headers` holds
+ * them: Set-Cookie as a list (its repeats cannot be joined, RFC 6265 section 3), other
+ * repeats joined with ", ", and with `dropSingleRepeats` a repeat of a single-valued header
+ * dropped (Node's parser does that; the PushProx reader keeps it, so that a second
+ * Content-Length stays visible to its framing check). `name` is lower case.
+ */
+export function addHeaderLine(
+  headers: IncomingHttpHeaders,
+  name: string,
+  value: string,
+  dropSingleRepeats: boolean,
+): void {
+  const seen = headers[name];
+  if (seen === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+  else if (Array.isArray(seen)) seen.push(value);
+  else if (!dropSingleRepeats || !SINGLE_VALUED.has(name)) headers[name] = `${seen}, ${value}`;
+}
+
+/**
  * Raw header lines (name, value, name, value… as undici hands them over) as Node's
- * `IncomingMessage.headers` would hold them: lower-case names, repeats joined with ", ",
- * Set-Cookie as a list, and a repeat of a single-valued header dropped.
+ * `IncomingMessage.headers` would hold them (see addHeaderLine).
  */
 export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
   const headers: IncomingHttpHeaders = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
-    const value = (raw[i + 1] as Buffer).toString('latin1');
-    const seen = headers[name];
-    if (seen === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
-    else if (Array.isArray(seen)) seen.push(value);
-    else if (!SINGLE_VALUED.has(name)) headers[name] = `${seen}, ${value}`;
+    addHeaderLine(headers, name, (raw[i + 1] as Buffer).toString('latin1'), true);
   }
   return headers;
+}
+
+/** Answers with this status have no body, whatever their headers say (RFC 9110, 6.4.1). */
+export function statusHasNoBody(status: number): boolean {
+  return (status >= 100 && status < 200) || status === 204 || status === 304;
 }
 
 /** A message's Content-Length when it has one valid value, else undefined. */
