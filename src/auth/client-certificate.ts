@@ -49,7 +49,7 @@ function unquote(value: string): string {
   }
 }
 
-/** For messages: "CN=pi.home.example, SHA-256 ab12…". */
+/** For messages: '"pi.home.example", SHA-256 ab12…' (the first subject, a short fingerprint). */
 export function describeCertificate(cert: PresentedCertificate): string {
   return `${cert.subjects[0] ? `"${cert.subjects[0]}", ` : ''}SHA-256 ${cert.sha256.slice(0, 16)}…`;
 }

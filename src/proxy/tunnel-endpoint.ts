@@ -127,7 +127,7 @@ export class TunnelEndpoint {
         socket,
         200,
         grant
-          ? `natprox: dry run: the ${via === 'certificate' ? 'client certificate' : 'token'} is accepted and grants ${grant.names.join(', ')}; ${names} would be registered; nothing was registered`
+          ? `natprox: dry run: the ${credentialName(grant)} is accepted and grants ${grant.names.join(', ')}; ${names} would be registered; nothing was registered`
           : `natprox: dry run: this proxy has no clients: in its config, so any client may register any name; ${names} would be registered; nothing was registered`,
         {
           [DRY_RUN_HEADER]: 'ok',
