@@ -4,7 +4,6 @@
  * nothing.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http, { type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,13 +24,10 @@ import {
   within,
 } from './helpers/loopback.js';
 import { createTestCa, type TestCa } from './helpers/tls-fixtures.js';
+import { sha256 } from './helpers/hashes.js';
 
 const TOKEN_DEMO = 'check-token-for-demo-0123456789abcdef';
 const TOKEN_OTHER = 'check-token-for-other-0123456789abcdef';
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
 
 const GRANTS = [
   { tokenSha256: sha256(TOKEN_DEMO), names: ['demo', 'demo-*'] },

@@ -5,7 +5,6 @@
  * listener keep working without one.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -28,17 +27,10 @@ import {
 } from './helpers/loopback.js';
 import { scrapeThroughTls } from './helpers/raw-http.js';
 import { createTestCa, type CertFiles, type TestCa } from './helpers/tls-fixtures.js';
+import { pinOf, sha256 } from './helpers/hashes.js';
 
 const NAME = 'pi.home.example';
 const TOKEN = 'token-for-the-laptop-5d2c9a';
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
-function pinOf(fingerprint256: string): string {
-  return fingerprint256.replace(/:/g, '').toLowerCase();
-}
 
 const FAST_RETRY = { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 };
 

@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createHash } from 'node:crypto';
 import {
   deadPort,
   eventually,
@@ -25,8 +24,7 @@ import {
   parsePolledRequest,
   html504Response,
 } from './helpers/pushprox-peers.js';
-
-const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+import { sha256 } from './helpers/hashes.js';
 
 function startGoClient(options: ConstructorParameters<typeof GoStyleClient>[0]): GoStyleClient {
   const client = new GoStyleClient(options);

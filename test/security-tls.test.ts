@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -30,18 +29,10 @@ import {
   scrapeThroughTls,
 } from './helpers/raw-http.js';
 import { createTestCa, type CertFiles, type TestCa } from './helpers/tls-fixtures.js';
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
+import { pinOf, sha256 } from './helpers/hashes.js';
 
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
-}
-
-/** "AA:BB:…" → "aabb…", the form ClientTls.pinSha256 takes. */
-function pinOf(fingerprint256: string): string {
-  return fingerprint256.replace(/:/g, '').toLowerCase();
 }
 
 const FAST_RETRY = { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 };
