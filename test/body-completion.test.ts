@@ -83,6 +83,45 @@ function scrapeOnWire(
   });
 }
 
+/** Scrapes twice over one keep-alive connection; the local port shows whether it held. */
+async function twiceOverOneConnection(
+  port: number,
+  method: string,
+  targetUrl: string,
+): Promise<{ statuses: number[]; bodies: number[]; localPorts: number[] }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  after(() => agent.destroy());
+  const statuses: number[] = [];
+  const bodies: number[] = [];
+  const localPorts: number[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    const { host } = new URL(targetUrl);
+    const res = await within(
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request({
+          host: '127.0.0.1',
+          port,
+          method,
+          path: targetUrl,
+          headers: { host },
+          agent,
+        });
+        req.once('error', reject);
+        req.once('response', resolve);
+        req.end();
+      }),
+      3000,
+      `${method} ${i + 1}`,
+    );
+    localPorts.push(res.socket.localPort ?? 0);
+    statuses.push(res.statusCode ?? 0);
+    bodies.push((await within(readBody(res), 3000, 'the body')).length);
+    // A response the proxy took as cut off would be destroyed right after the head.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { statuses, bodies, localPorts };
+}
+
 describe('how a client marks a body complete', () => {
   async function setup(
     answer: 'length' | 'chunked',
@@ -153,38 +192,14 @@ describe('how the proxy judges a body without the trailer', () => {
 
   it('takes a body that reached its Content-Length as complete, keeping the connection', async () => {
     const port = await clientSending(1000);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    after(() => agent.destroy());
-    const ports: number[] = [];
-    for (let i = 0; i < 2; i += 1) {
-      const result = await within(
-        new Promise<{ status: number; body: Buffer; localPort: number }>((resolve, reject) => {
-          const req = http.get({
-            host: '127.0.0.1',
-            port,
-            path: 'http://demo:9100/metrics',
-            headers: { host: 'demo:9100' },
-            agent,
-          });
-          req.once('error', reject);
-          req.once('response', (res) => {
-            const localPort = res.socket.localPort ?? 0;
-            readBody(res).then(
-              (body) => resolve({ status: res.statusCode ?? 0, body, localPort }),
-              reject,
-            );
-          });
-        }),
-        3000,
-        `scrape ${i + 1}`,
-      );
-      assert.equal(result.status, 200);
-      assert.equal(result.body.length, 1000);
-      ports.push(result.localPort);
-      // A response the proxy took as cut off would be destroyed right after the body.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.equal(ports[1], ports[0], 'the second scrape reused the keep-alive connection');
+    const result = await twiceOverOneConnection(port, 'GET', 'http://demo:9100/metrics');
+    assert.deepEqual(result.statuses, [200, 200]);
+    assert.deepEqual(result.bodies, [1000, 1000]);
+    assert.equal(
+      result.localPorts[1],
+      result.localPorts[0],
+      'the second scrape reused the keep-alive connection',
+    );
   });
 
   it('breaks the response of a body that ended short of its Content-Length', async () => {
@@ -199,45 +214,6 @@ describe('how the proxy judges a body without the trailer', () => {
 });
 
 describe('answers without a body, through proxy and client', () => {
-  /** Scrapes twice over one keep-alive connection; the local port shows whether it held. */
-  async function twiceOverOneConnection(
-    port: number,
-    method: string,
-    targetUrl: string,
-  ): Promise<{ statuses: number[]; bodies: number[]; localPorts: number[] }> {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    after(() => agent.destroy());
-    const statuses: number[] = [];
-    const bodies: number[] = [];
-    const localPorts: number[] = [];
-    for (let i = 0; i < 2; i += 1) {
-      const { host } = new URL(targetUrl);
-      const res = await within(
-        new Promise<http.IncomingMessage>((resolve, reject) => {
-          const req = http.request({
-            host: '127.0.0.1',
-            port,
-            method,
-            path: targetUrl,
-            headers: { host },
-            agent,
-          });
-          req.once('error', reject);
-          req.once('response', resolve);
-          req.end();
-        }),
-        3000,
-        `${method} ${i + 1}`,
-      );
-      localPorts.push(res.socket.localPort ?? 0);
-      statuses.push(res.statusCode ?? 0);
-      bodies.push((await within(readBody(res), 3000, 'the body')).length);
-      // A response the proxy took as cut off would be destroyed right after the head.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    return { statuses, bodies, localPorts };
-  }
-
   async function setup(): Promise<{ port: number; targetPort: number; served: string[] }> {
     const target = await startTarget((req, res) => {
       // 204 and 304 may name a Content-Length and still have no body (RFC 9110, 6.4.1).
