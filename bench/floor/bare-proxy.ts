@@ -4,6 +4,8 @@
  * `natprox proxy` (HTTP/1.1 from the scraper, one HTTP/2 stream per scrape on a tunnel the
  * client opened, the roles reversed after the Upgrade) and nothing else: no credentials,
  * limits, deadlines, cut-off detection, metrics or logs. What the hops alone cost here.
+ * It takes natprox's workaround for Node's AsyncResource.bind (src/util/lean-async-bind.ts)
+ * too: that is about Node, not about what natprox adds.
  *
  * IPC out: {type:'listening', port}
  */
@@ -18,6 +20,9 @@ import {
   TUNNEL_SETTINGS,
   TUNNEL_UPGRADE_TOKEN,
 } from '../../src/tunnel/protocol.js';
+import { installLeanAsyncResourceBind } from '../../src/util/lean-async-bind.js';
+
+installLeanAsyncResourceBind();
 
 const tunnels = new Map<string, ClientHttp2Session>();
 

@@ -9,6 +9,7 @@ import { MAIN_HELP } from './help.js';
 import { proxyCommand } from './proxy-command.js';
 import { tokenCommand } from './token-command.js';
 import { UsageError } from './usage-error.js';
+import { installLeanAsyncResourceBind } from '../util/lean-async-bind.js';
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
   proxy: proxyCommand,
@@ -38,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  // Before anything opens an HTTP/2 stream: see lean-async-bind.ts.
+  installLeanAsyncResourceBind();
   try {
     return await run(rest);
   } catch (err) {
