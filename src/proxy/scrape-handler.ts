@@ -137,14 +137,15 @@ export class ScrapeHandler {
         ),
       );
     }, deadlineMs);
-    const onScraperGone = (): void => {
-      if (!res.writableFinished) abort.abort(new Error('scraper closed the request'));
-    };
-    res.once('close', onScraperGone);
+    let settled = false;
+    // Stays on `res` when the scrape is done (`settled` guards it): res serves this request only.
+    res.on('close', () => {
+      if (!settled && !res.writableFinished) abort.abort(new Error('scraper closed the request'));
+    });
 
     const done = (): void => {
+      settled = true;
       clearTimeout(deadline);
-      res.off('close', onScraperGone);
       release();
     };
 

@@ -140,7 +140,9 @@ export class ProxyTunnelSession implements ClientSession {
         if (!responded) reject(signal.reason);
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      stream.once('close', () => {
+      // `on`, not `once`, for events a stream emits once: no wrapper to make and remove on
+      // every scrape, and the stream is dropped with its listeners.
+      stream.on('close', () => {
         signal.removeEventListener('abort', onAbort);
         if (!responded && !signal.aborted) {
           reject(
@@ -158,10 +160,10 @@ export class ProxyTunnelSession implements ClientSession {
       // The client ends every body it relays completely with a trailer; its own error
       // answers carry the error header instead. A stream that ends otherwise was cut off.
       let ended = false;
-      stream.once('trailers', (trailers) => {
+      stream.on('trailers', (trailers) => {
         ended = trailers[BODY_COMPLETE_TRAILER] === '1';
       });
-      stream.once('response', (responseHeaders) => {
+      stream.on('response', (responseHeaders) => {
         responded = true;
         const status = Number(responseHeaders[':status']);
         const ownAnswer = responseHeaders[ERROR_CODE_HEADER] !== undefined;

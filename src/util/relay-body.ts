@@ -16,6 +16,8 @@ export interface RelayOptions {
  *
  * Hand-made rather than stream.pipeline: this is the hot path of every scrape, and
  * pipeline's per-call AbortController and end-of-stream machinery showed up in profiles.
+ * For the same reason the listeners stay when it is done (`finished` guards them): both
+ * streams carry this one body and are dropped after it.
  */
 export function relayBody(
   source: Readable,
@@ -27,9 +29,6 @@ export function relayBody(
   const finish = (err?: Error): void => {
     if (finished) return;
     finished = true;
-    source.off('data', onData);
-    destination.off('drain', onDrain);
-    destination.off('close', onDestinationClose);
     done(err);
   };
   const fail = (err: Error): void => {
@@ -40,6 +39,7 @@ export function relayBody(
     finish(err);
   };
   const onData = (chunk: Buffer): void => {
+    if (finished) return;
     const problem = options.inspect?.(chunk);
     if (problem) {
       fail(problem);
@@ -47,14 +47,8 @@ export function relayBody(
     }
     if (!destination.write(chunk)) source.pause();
   };
-  const onDrain = (): void => {
-    source.resume();
-  };
-  const onDestinationClose = (): void => {
-    if (!destination.writableFinished) fail(new Error('the receiving side closed early'));
-  };
   source.on('data', onData);
-  source.once('end', () => {
+  source.on('end', () => {
     if (finished) return;
     if (options.endedCleanly && !options.endedCleanly()) {
       fail(new Error('the body was cut off'));
@@ -62,11 +56,15 @@ export function relayBody(
     }
     destination.end(() => finish());
   });
-  source.once('error', (err: Error) => fail(err));
-  source.once('close', () => {
+  source.on('error', (err: Error) => fail(err));
+  source.on('close', () => {
     if (!source.readableEnded) fail(new Error('the body was cut off'));
   });
-  destination.on('drain', onDrain);
-  destination.once('close', onDestinationClose);
+  destination.on('drain', () => {
+    if (!finished) source.resume();
+  });
+  destination.on('close', () => {
+    if (!destination.writableFinished) fail(new Error('the receiving side closed early'));
+  });
   destination.on('error', () => {});
 }
