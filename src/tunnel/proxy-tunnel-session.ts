@@ -23,7 +23,20 @@ import {
   type Registration,
 } from './protocol.js';
 
-const { NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_DEFAULT_WEIGHT } = http2.constants;
+
+/**
+ * Stream options with the priority fields request() would otherwise add to its copy of
+ * them, one at a time, on every scrape (2-3 µs per stream in CPU profiles of the proxy).
+ */
+const PRIORITY_DEFAULTS = {
+  weight: NGHTTP2_DEFAULT_WEIGHT,
+  parent: 0,
+  exclusive: false,
+  silent: false,
+};
+const ENDED_REQUEST = { endStream: true, ...PRIORITY_DEFAULTS };
+const OPEN_REQUEST = { endStream: false, ...PRIORITY_DEFAULTS };
 
 /**
  * The proxy's end of a native tunnel. After the Upgrade the roles reverse: the proxy is the
@@ -129,7 +142,7 @@ export class ProxyTunnelSession implements ClientSession {
     return new Promise((resolve, reject) => {
       let stream: ClientHttp2Stream;
       try {
-        stream = this.h2.request(headers, { endStream });
+        stream = this.h2.request(headers, endStream ? ENDED_REQUEST : OPEN_REQUEST);
       } catch (err) {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
