@@ -19,7 +19,7 @@ const DEP0172 = 'The asyncResource property on bound functions is deprecated';
  * until the next full one. `ClientHttp2Session.request()` binds its new stream that way, so
  * on the proxy — the HTTP/2 client of every tunnel — each scrape's stream, buffers and
  * listeners were promoted: scavenges took 3-7 ms instead of about 1 and full collections
- * came twice as often (bench/README.md, "Node's HTTP/2 client side").
+ * came twice as often (bench/README.md, "Latest results").
  *
  * The replacement behaves the same: it runs `fn` in the resource's async scope, keeps
  * `length`, and the deprecated `asyncResource` accessor still warns (DEP0172), once.
