@@ -9,3 +9,5 @@ export type { ConnectionState, ScrapeServed } from './client/client-events.js';
 export { NatproxError, ConfigError } from './errors.js';
 export type { NatproxErrorCode } from './errors.js';
 export { VERSION } from './version.js';
+// Programs that run NatproxProxy themselves call this once at startup, as the CLI does.
+export { installLeanAsyncResourceBind } from './util/lean-async-bind.js';

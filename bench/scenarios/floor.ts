@@ -11,7 +11,7 @@ import { summarize, type LoadResult, type Route } from '../lib/load-types.js';
 import { cpuMeter } from '../lib/proc-stats.js';
 import { row, type Row } from '../lib/report.js';
 import type { Context, ScenarioResult } from '../lib/context.js';
-import { sequentialJob } from './latency.js';
+import { sequentialJob, warmUpJob } from './latency.js';
 import {
   CLIENT_PROCESSES,
   NAMES,
@@ -80,6 +80,8 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
 
     // Sequential latency: the latency scenario's job, direct and bare rounds alternating.
     const samples = { direct: [] as number[], bare: [] as number[] };
+    check('direct warm-up', await ctx.driver.run(warmUpJob(ctx, direct)));
+    check('bare warm-up', await ctx.driver.run(warmUpJob(ctx, bare(['floor-0']))));
     for (let round = 0; round < rounds; round += 1) {
       for (const [via, route] of [
         ['direct', direct],
