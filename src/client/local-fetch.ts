@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import type { RelayOptions } from '../util/relay-body.js';
 import { TargetExchange } from './target-exchange.js';
 import type { NatproxErrorCode } from '../errors.js';
 import { formatHostPort } from '../util/host-port.js';
@@ -38,13 +39,8 @@ export interface LocalFetchHandlers {
   response(response: TargetResponse): void;
 }
 
-/** What `TargetResponse.relay` may be told. */
-export interface BodyRelayOptions {
-  /** Sees each chunk before it is written; an error returned stops the relay. */
-  inspect?: (chunk: Buffer) => Error | undefined;
-  /** Tears the destination down when the body cannot be relayed in full (default: destroy). */
-  abortDestination?: (err: Error) => void;
-}
+/** What `TargetResponse.relay` may be told: a relay's options, but its own end check. */
+export type BodyRelayOptions = Omit<RelayOptions, 'endedCleanly'>;
 
 /** A target's answer: status and headers now, the body when it is asked for. */
 export interface TargetResponse {

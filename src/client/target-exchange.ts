@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { contentLength, headersFromRaw, statusHasNoBody } from '../util/headers.js';
+import { abortRelayDestination } from '../util/relay-body.js';
 import type {
   BodyRelayOptions,
   LocalFetch,
@@ -135,8 +136,7 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
     if (this.settled) {
       // The body failed (or the deadline passed) while nobody was reading it yet.
       const err = this.failure ?? new Error('the answer was dropped');
-      if (options.abortDestination) options.abortDestination(err);
-      else destination.destroy(err);
+      abortRelayDestination(destination, options, err);
       done(err);
       return;
     }
@@ -179,10 +179,7 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
     if (this.settled) return;
     this.failure = err;
     const destination = this.destination;
-    if (destination) {
-      if (this.options.abortDestination) this.options.abortDestination(err);
-      else destination.destroy(err);
-    }
+    if (destination) abortRelayDestination(destination, this.options, err);
     this.finishRelay(err);
   }
 

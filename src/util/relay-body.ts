@@ -9,6 +9,16 @@ export interface RelayOptions {
   abortDestination?: (err: Error) => void;
 }
 
+/** Tears `destination` down after a failed relay, as `options` says (default: destroy it). */
+export function abortRelayDestination(
+  destination: Writable,
+  options: Pick<RelayOptions, 'abortDestination'>,
+  err: Error,
+): void {
+  if (options.abortDestination) options.abortDestination(err);
+  else destination.destroy(err);
+}
+
 /**
  * Copies a body from `source` to `destination` with back-pressure, and ends the destination
  * only when the source ended cleanly: a body cut off upstream must reach the next hop as a
@@ -34,8 +44,7 @@ export function relayBody(
   const fail = (err: Error): void => {
     if (finished) return;
     source.destroy();
-    if (options.abortDestination) options.abortDestination(err);
-    else destination.destroy(err);
+    abortRelayDestination(destination, options, err);
     finish(err);
   };
   const onData = (chunk: Buffer): void => {
