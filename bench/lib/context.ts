@@ -1,5 +1,6 @@
 /** What every scenario gets from the runner, and what it gives back. */
 import type { LoadDriver } from './driver.js';
+import type { LoadResult } from './load-types.js';
 import type { Row } from './report.js';
 
 export interface Context {
@@ -22,3 +23,10 @@ export type Scenario = (ctx: Context) => Promise<ScenarioResult>;
 
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
+
+/** Records a harness failure when scrapes of a run failed, with the first error seen. */
+export function failOnErrors(ctx: Context, what: string, result: LoadResult): void {
+  if (result.errors > 0) {
+    ctx.fail(`${what}: ${result.errors} errors, e.g. ${result.errorSamples[0]}`);
+  }
+}

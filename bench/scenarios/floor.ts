@@ -10,7 +10,7 @@ import { startTarget } from '../lib/helpers.js';
 import { summarize, type LoadResult, type Route } from '../lib/load-types.js';
 import { cpuMeter } from '../lib/proc-stats.js';
 import { row, type Row } from '../lib/report.js';
-import type { Context, ScenarioResult } from '../lib/context.js';
+import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
 import { sequentialJob, warmUpJob } from './latency.js';
 import {
   CLIENT_PROCESSES,
@@ -61,11 +61,8 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
       names: routeNames,
       path: '/metrics',
     });
-    const check = (what: string, result: LoadResult): void => {
-      if (result.errors > 0) {
-        ctx.fail(`floor (${what}): ${result.errors} errors, e.g. ${result.errorSamples[0]}`);
-      }
-    };
+    const check = (what: string, result: LoadResult): void =>
+      failOnErrors(ctx, `floor (${what})`, result);
 
     // Throughput, with the throughput scenario's job and 4-process layout.
     const directLoad = await ctx.driver.run(throughputJob(ctx, direct));

@@ -8,7 +8,7 @@ import { summarize, type LatencySummary, type LoadJob, type Route } from '../lib
 import { startClient, startProxy, waitListed } from '../lib/natprox.js';
 import { cpuMeter } from '../lib/proc-stats.js';
 import { row } from '../lib/report.js';
-import type { Context, ScenarioResult } from '../lib/context.js';
+import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
 
 const SCENARIO = 'latency';
 
@@ -72,11 +72,7 @@ export async function latency(ctx: Context): Promise<ScenarioResult> {
     const job = (route: Route): LoadJob => sequentialJob(ctx, route);
     const warmUp = async (via: 'direct' | 'natprox'): Promise<LatencySummary> => {
       const result = await ctx.driver.run(warmUpJob(ctx, routes[via]));
-      if (result.errors > 0) {
-        ctx.fail(
-          `latency (${via} warm-up): ${result.errors} errors, e.g. ${result.errorSamples[0]}`,
-        );
-      }
+      failOnErrors(ctx, `latency (${via} warm-up)`, result);
       return summarize(result.samples ?? []);
     };
     const cold = { direct: await warmUp('direct'), natprox: await warmUp('natprox') };
@@ -99,10 +95,8 @@ export async function latency(ctx: Context): Promise<ScenarioResult> {
           cpu.targetDirect += meters.target.elapsedMs();
         }
         samples[via].push(...(result.samples ?? []));
-        if (result.errors > 0) {
-          errors += result.errors;
-          ctx.fail(`latency (${via}): ${result.errors} errors, e.g. ${result.errorSamples[0]}`);
-        }
+        errors += result.errors;
+        failOnErrors(ctx, `latency (${via})`, result);
       }
     }
     const direct = summarize(samples.direct);

@@ -12,7 +12,7 @@ import { startClient, startProxy, waitListed } from '../lib/natprox.js';
 import { cpuMeter } from '../lib/proc-stats.js';
 import { row, type Row } from '../lib/report.js';
 import type { Spawned } from '../lib/children.js';
-import type { Context, ScenarioResult } from '../lib/context.js';
+import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
 
 const SCENARIO = 'throughput';
 const CONCURRENCY = 64;
@@ -88,11 +88,8 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
       names,
       path: '/metrics',
     });
-    const check = (what: string, result: LoadResult): void => {
-      if (result.errors > 0) {
-        ctx.fail(`throughput (${what}): ${result.errors} errors, e.g. ${result.errorSamples[0]}`);
-      }
-    };
+    const check = (what: string, result: LoadResult): void =>
+      failOnErrors(ctx, `throughput (${what})`, result);
     const rate = scrapesPerSecond;
 
     const targetMeter = cpuMeter([target.pid]);
