@@ -170,8 +170,9 @@ export class ProxyTunnelSession implements ClientSession {
       });
       // After the response head, errors surface on the body stream for the caller.
       stream.on('error', () => {});
-      // The client ends every body it relays completely with a trailer; its own error
-      // answers carry the error header instead. A stream that ends otherwise was cut off.
+      // The client ends a body it relayed completely with a trailer (except one with a
+      // Content-Length, which the scrape handler counts: see LENGTH_COMPLETES_HEADER); its
+      // own error answers carry the error header instead. Otherwise the stream was cut off.
       let ended = false;
       stream.on('trailers', (trailers) => {
         ended = trailers[BODY_COMPLETE_TRAILER] === '1';
