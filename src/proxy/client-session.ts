@@ -62,5 +62,7 @@ export interface ClientSession {
   connect?(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse>;
   /** Stops new scrapes; in-flight ones end with the connection. */
   close(reason: string): void;
+  /** Tears the connection down at once, in-flight scrapes included (native tunnels). */
+  destroy?(reason: string): void;
   onClose(listener: (reason: string) => void): void;
 }

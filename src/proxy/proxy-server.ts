@@ -102,6 +102,9 @@ export const MAX_SCRAPE_TIMEOUT_MS = 5 * 60_000;
  * The public side: one listener serving the scrape interface (absolute-form forward-proxy
  * requests and CONNECT), the tunnel endpoint (HTTP/1.1 Upgrade), and the operator interface.
  */
+/** How long a shutdown waits for clients to close their tunnels after the GOAWAY. */
+const TUNNEL_CLOSE_WAIT_MS = 1000;
+
 export class NatproxProxy {
   readonly events = new ProxyEvents();
   readonly registry = new SessionRegistry();
@@ -274,9 +277,16 @@ export class NatproxProxy {
     while (this.streams.active > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
-    for (const session of this.registry.all()) session.close('proxy is shutting down');
+    const sessions = this.registry.all();
+    for (const session of sessions) session.close('proxy is shutting down');
     this.server.closeAllConnections();
+    // The server closes when every tunnel socket has: a client that does not close its end
+    // after the GOAWAY would hold the shutdown forever.
+    const timer = setTimeout(() => {
+      for (const session of sessions) session.destroy?.('proxy is shutting down');
+    }, TUNNEL_CLOSE_WAIT_MS);
     await closed;
+    clearTimeout(timer);
   }
 
   private route(req: IncomingMessage, res: ServerResponse): void {

@@ -52,7 +52,7 @@ export class ProxyTunnelSession implements ClientSession {
   private readonly closeListeners: Array<(reason: string) => void> = [];
 
   constructor(
-    socket: Duplex,
+    private readonly socket: Duplex,
     readonly registration: Registration,
     readonly remoteAddress: string,
     readonly grantKey: string | undefined,
@@ -197,10 +197,14 @@ export class ProxyTunnelSession implements ClientSession {
     if (!this.h2.destroyed) this.h2.close();
   }
 
-  /** Tears the connection down at once, in-flight streams included. */
+  /**
+   * Tears the connection down at once, in-flight streams included. The socket too: after a
+   * close() the session would only end its side and wait for the client's.
+   */
   destroy(reason: string): void {
     this.markClosed(reason);
     this.h2.destroy();
+    this.socket.destroy();
   }
 
   onClose(listener: (reason: string) => void): void {
