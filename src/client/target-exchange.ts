@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { contentLength, headersFromRaw, statusHasNoBody } from '../util/headers.js';
-import { abortRelayDestination } from '../util/relay-body.js';
+import { abortRelayDestination, writeWithRoom } from '../util/relay-body.js';
 import type {
   BodyRelayOptions,
   LocalFetch,
@@ -92,7 +92,7 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
       this.abortRequest?.(problem);
       return false;
     }
-    return destination.write(chunk);
+    return writeWithRoom(destination, chunk);
   }
 
   onComplete(): void {

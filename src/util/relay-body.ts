@@ -1,5 +1,19 @@
 import type { Readable, Writable } from 'node:stream';
 
+/**
+ * How much a relay lets wait in its destination before it pauses the source. Node's streams
+ * report "full" at 16 KiB, which on a large body meant a pause, a drain and a resume for
+ * nearly every 16 KiB HTTP/2 frame; with 1 MiB a federate body keeps flowing (+20% MB/s in
+ * the bench), and a slow receiver still stops the sender (the tunnel's stream window bounds
+ * what arrives meanwhile).
+ */
+export const RELAY_ROOM_BYTES = 1024 * 1024;
+
+/** Writes `chunk`; false when the source should pause until the destination drains. */
+export function writeWithRoom(destination: Writable, chunk: Buffer): boolean {
+  return destination.write(chunk) || destination.writableLength < RELAY_ROOM_BYTES;
+}
+
 export interface RelayOptions {
   /** Asked when the source ends: false means it was cut off (the end was not a real one). */
   endedCleanly?: () => boolean;
@@ -28,6 +42,11 @@ export function abortRelayDestination(
  * pipeline's per-call AbortController and end-of-stream machinery showed up in profiles.
  * For the same reason the listeners stay when it is done (`finished` guards them): both
  * streams carry this one body and are dropped after it.
+ *
+ * After the first chunk, the chunks that arrive in one turn of the event loop go out in one
+ * write (the destination is corked until setImmediate): one write per 16 KiB frame was the
+ * proxy's largest cost on large bodies. The first chunk, with the head, goes at once, so a
+ * small scrape waits for nothing.
  */
 export function relayBody(
   source: Readable,
@@ -47,6 +66,13 @@ export function relayBody(
     abortRelayDestination(destination, options, err);
     finish(err);
   };
+  let chunks = 0;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    // end() uncorks by itself; a destroyed destination has nothing left to send.
+    if (!destination.writableEnded && !destination.destroyed) destination.uncork();
+  };
   const onData = (chunk: Buffer): void => {
     if (finished) return;
     const problem = options.inspect?.(chunk);
@@ -54,7 +80,13 @@ export function relayBody(
       fail(problem);
       return;
     }
-    if (!destination.write(chunk)) source.pause();
+    chunks += 1;
+    if (chunks > 1 && !corked) {
+      corked = true;
+      destination.cork();
+      setImmediate(uncork);
+    }
+    if (!writeWithRoom(destination, chunk)) source.pause();
   };
   source.on('data', onData);
   source.on('end', () => {
