@@ -15,8 +15,14 @@ import {
 } from '../src/tunnel/protocol.js';
 import { eventually, startProxy, within } from './helpers/loopback.js';
 
-/** Opens a tunnel by hand and then never speaks or closes: a client that is stuck. */
-function stuckClient(port: number): Promise<Socket> {
+/** An HTTP/2 server's side of the handshake: its SETTINGS, and the ack of the proxy's. */
+const SETTINGS_AND_ACK = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0]);
+
+/**
+ * Opens a tunnel by hand and then never closes it: a client that is stuck. With
+ * `handshake` it completes HTTP/2's handshake first, otherwise it never speaks at all.
+ */
+function stuckClient(port: number, handshake = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: '127.0.0.1',
@@ -41,12 +47,42 @@ function stuckClient(port: number): Promise<Socket> {
       socket.allowHalfOpen = true;
       socket.on('error', () => {});
       socket.resume(); // reads (and drops) what the proxy sends, so its FIN is seen
+      if (handshake) socket.write(SETTINGS_AND_ACK);
       after(() => socket.destroy());
       resolve(socket);
     });
     req.end();
   });
 }
+
+/** Whether the proxy still holds the connection: a write to a closed one fails (EPIPE, RST). */
+async function proxyLetGo(socket: Socket, withinMs: number): Promise<boolean> {
+  const until = Date.now() + withinMs;
+  while (Date.now() < until) {
+    if (socket.destroyed) return true;
+    socket.write('x');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return socket.destroyed;
+}
+
+describe('a tunnel the proxy closes (as a config reload does)', () => {
+  for (const handshake of [true, false]) {
+    const client = handshake ? 'a client that never closes its end' : 'a client that never spoke';
+    it(`is torn down after its GOAWAY for ${client}`, async () => {
+      const { proxy, port } = await startProxy(after);
+      const socket = await stuckClient(port, handshake);
+      await eventually(() => proxy.registry.lookup('stuck') !== undefined, 2000, 'registered');
+      proxy.registry.lookup('stuck')?.close('its token no longer grants its names');
+      try {
+        await eventually(() => socket.readableEnded, 2000, 'the proxy ending its side');
+        assert.equal(await proxyLetGo(socket, 4000), true, 'the proxy kept the socket 4 s after');
+      } finally {
+        socket.destroy(); // or the proxy's shutdown in the teardown would wait for it
+      }
+    });
+  }
+});
 
 describe('proxy shutdown', () => {
   it('finishes when a client does not close its tunnel after the GOAWAY', async () => {

@@ -9,6 +9,7 @@ import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from '../observability/proxy-metrics.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
 import { TUNNEL_PATH } from '../tunnel/protocol.js';
+import { CLIENT_CLOSE_WAIT_MS } from '../tunnel/proxy-tunnel-session.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
 import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
 import type { LongPollTimings } from '../pushprox/long-poll-session.js';
@@ -102,9 +103,6 @@ export const MAX_SCRAPE_TIMEOUT_MS = 5 * 60_000;
  * The public side: one listener serving the scrape interface (absolute-form forward-proxy
  * requests and CONNECT), the tunnel endpoint (HTTP/1.1 Upgrade), and the operator interface.
  */
-/** How long a shutdown waits for clients to close their tunnels after the GOAWAY. */
-const TUNNEL_CLOSE_WAIT_MS = 1000;
-
 export class NatproxProxy {
   readonly events = new ProxyEvents();
   readonly registry = new SessionRegistry();
@@ -280,11 +278,12 @@ export class NatproxProxy {
     const sessions = this.registry.all();
     for (const session of sessions) session.close('proxy is shutting down');
     this.server.closeAllConnections();
-    // The server closes when every tunnel socket has: a client that does not close its end
-    // after the GOAWAY would hold the shutdown forever.
+    // The server closes when every tunnel socket has. A session closes its socket when the
+    // client does not within CLIENT_CLOSE_WAIT_MS; one whose streams never finish (a client
+    // that stopped answering mid-body) does not get that far.
     const timer = setTimeout(() => {
       for (const session of sessions) session.destroy?.('proxy is shutting down');
-    }, TUNNEL_CLOSE_WAIT_MS);
+    }, CLIENT_CLOSE_WAIT_MS);
     await closed;
     clearTimeout(timer);
   }

@@ -36,6 +36,8 @@ const PRIORITY_DEFAULTS = {
   silent: false,
 };
 const ENDED_REQUEST = { endStream: true, ...PRIORITY_DEFAULTS };
+/** How long the proxy waits for a client to close its tunnel once the proxy closed it. */
+export const CLIENT_CLOSE_WAIT_MS = 1000;
 const OPEN_REQUEST = { endStream: false, ...PRIORITY_DEFAULTS };
 
 /**
@@ -67,6 +69,12 @@ export class ProxyTunnelSession implements ClientSession {
     this.h2.on('error', (err) => this.markClosed(`tunnel error: ${err.message}`));
     this.h2.on('goaway', () => this.markClosed('client is shutting down (GOAWAY)'));
     this.h2.once('close', () => this.markClosed('tunnel connection closed'));
+    // A session that closed ends its side of the socket and then waits for the client's FIN
+    // (its 'close' comes only then): a client that never sends it, stuck or misbehaving,
+    // must not hold the socket for good.
+    socket.once('finish', () => {
+      setTimeout(() => socket.destroy(), CLIENT_CLOSE_WAIT_MS).unref();
+    });
     // The HTTP server hands over sockets that allow half-open connections, and HTTP/2 does
     // not react to the peer's FIN: without this a client that went away would hold its
     // in-flight scrapes until their deadlines.
