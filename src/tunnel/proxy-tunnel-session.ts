@@ -11,6 +11,7 @@ import type {
   ScrapeRequest,
   ScrapeResponse,
 } from '../proxy/client-session.js';
+import { dropListenersOnClose } from './drop-listeners-on-close.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
@@ -155,6 +156,7 @@ export class ProxyTunnelSession implements ClientSession {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
       }
+      dropListenersOnClose(stream);
       let responded = false;
       const onAbort = (): void => {
         if (!stream.closed) stream.close(NGHTTP2_CANCEL);
