@@ -97,6 +97,18 @@ describe('relayBody', () => {
     assert.equal(source.isPaused(), false, 'the source stayed paused after the drain');
   });
 
+  it('fails at once for a source destroyed before it began, and tears the destination down', () => {
+    const source = handSource();
+    source.destroy();
+    const { destination } = recordingDestination();
+    let result: Error | undefined | 'pending' = 'pending';
+    relayBody(source, destination, {}, (err) => {
+      result = err;
+    });
+    assert.match(String(result), /cut off/);
+    assert.equal(destination.destroyed, true);
+  });
+
   it('writeWithRoom: false only when the destination holds RELAY_ROOM_BYTES or more', () => {
     const { destination } = stalledDestination();
     const chunk = Buffer.alloc(RELAY_ROOM_BYTES / 2);

@@ -108,4 +108,7 @@ export function relayBody(
     if (!destination.writableFinished) fail(new Error('the receiving side closed early'));
   });
   destination.on('error', () => {});
+  // A source destroyed before the relay began (a reset that came with the head) emits
+  // nothing more: without this, `done` would never be called.
+  if (source.destroyed && !source.readableEnded) fail(new Error('the body was cut off'));
 }
