@@ -40,7 +40,14 @@ export interface LocalFetchHandlers {
 }
 
 /** What `TargetResponse.relay` may be told: a relay's options, but its own end check. */
-export type BodyRelayOptions = Omit<RelayOptions, 'endedCleanly'>;
+export interface BodyRelayOptions extends Omit<RelayOptions, 'endedCleanly' | 'abortSource'> {
+  /**
+   * Asked when the destination closes after the body was ended but before the callback of
+   * that end: true when everything written went out. Node closes an HTTP/2 stream as soon
+   * as its last frame is sent, which can be before the callbacks of its last writes.
+   */
+  deliveredWhenClosed?: () => boolean;
+}
 
 /** A target's answer: status and headers now, the body when it is asked for. */
 export interface TargetResponse {

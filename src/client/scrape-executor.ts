@@ -16,7 +16,7 @@ import { LocalTargets, type LocalFetch, type TargetResponse } from './local-fetc
 import { parseAuthority, refuseStream } from './stream-reply.js';
 import { servedReporter } from './served-reporter.js';
 
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
 const FALLBACK_DEADLINE_MS = 60_000;
 const COMPLETE_TRAILERS = { [BODY_COMPLETE_TRAILER]: '1' };
@@ -53,8 +53,14 @@ export class ScrapeExecutor {
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path }, () => bytes);
     stream.on('error', () => {});
+    // Node closes the stream once its last frame is sent, which can be before the callbacks
+    // of its last writes: a stream this side ended that closed without a reset delivered its
+    // answer (a proxy that cuts a body off resets with CANCEL).
+    const delivered = (): boolean => stream.writableEnded && stream.rstCode === NGHTTP2_NO_ERROR;
     // Called only after the stream closes, by which time `fetch` is set.
-    const onStreamClosed = (): void => fetch?.stop('cancelled');
+    const onStreamClosed = (): void => {
+      if (!delivered()) fetch?.stop('cancelled');
+    };
     const relay = (response: TargetResponse, active: LocalFetch): void => {
       if (stream.closed || stream.destroyed) {
         response.discard();
@@ -82,6 +88,7 @@ export class ScrapeExecutor {
           abortDestination: () => {
             if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
           },
+          deliveredWhenClosed: delivered,
         },
         (err) => {
           stream.off('close', onStreamClosed);

@@ -170,6 +170,10 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
 
   private readonly onDestinationClose = (): void => {
     if (this.settled || this.destination?.writableFinished) return;
+    if (this.destination?.writableEnded && this.options.deliveredWhenClosed?.()) {
+      this.finishRelay();
+      return;
+    }
     const err = new Error('the receiving side closed early');
     this.failBody(err);
     this.abortRequest?.(err);

@@ -28,6 +28,8 @@ export interface ScrapeResponse {
    * of ending it, so Prometheus never stores a truncated scrape as complete.
    */
   complete: () => boolean;
+  /** Stops the body early (too large, scraper gone) and tells the client it was cancelled. */
+  cancel: () => void;
 }
 
 /** A byte stream to NAME:PORT, asked for with HTTP CONNECT (scrapes of https targets). */

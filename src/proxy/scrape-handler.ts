@@ -162,7 +162,7 @@ export class ScrapeHandler {
         const declared = length ?? 0;
         if (declared > limit) {
           done();
-          response.body.destroy();
+          response.cancel();
           const reason = `response of ${name}:${port}${path} is ${declared} bytes, over the limit of ${limit} (max_response_bytes)`;
           sendText(res, 413, `natprox: ${reason}`, { code: 'NATPROX_RESPONSE_TOO_LARGE' });
           finish('too_large', 413, { sessionId: session.id, reason });
@@ -182,6 +182,7 @@ export class ScrapeHandler {
           {
             // A body that reached its declared length is whole however its stream ended, and
             // answers that have no body (HTTP/2 ends them with their head, trailer or not).
+            abortSource: response.cancel,
             endedCleanly: () =>
               bodiless || response.complete() || (length !== undefined && bytes === length),
             inspect: (chunk) => {

@@ -273,7 +273,7 @@ export class LongPollSession implements ClientSession {
   private async toScrapeResponse(pushed: PushedResponse): Promise<ScrapeResponse> {
     if (isClientMadeError(pushed)) {
       const translated = await translateClientError(pushed);
-      return { ...translated, complete: () => true };
+      return { ...translated, complete: () => true, cancel: () => translated.body.destroy() };
     }
     const headers = { ...pushed.headers };
     for (const name of PROTOCOL_HEADERS) delete headers[name];
@@ -282,6 +282,7 @@ export class LongPollSession implements ClientSession {
       headers,
       body: pushed.body,
       complete: () => pushed.body.complete,
+      cancel: () => pushed.body.destroy(),
     };
   }
 

@@ -196,6 +196,12 @@ export class ProxyTunnelSession implements ClientSession {
           headers: responseHeaders,
           body: stream,
           complete: () => ended || ownAnswer,
+          // CANCEL, not the NO_ERROR of a plain destroy(): the client must not take the
+          // stream's end for a delivered body.
+          cancel: () => {
+            if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+            stream.destroy();
+          },
         });
       });
       if (signal.aborted) onAbort();

@@ -21,6 +21,8 @@ export interface RelayOptions {
   inspect?: (chunk: Buffer) => Error | undefined;
   /** Tears the destination down when the relay fails (default: destroy it). */
   abortDestination?: (err: Error) => void;
+  /** Stops the source when the relay fails (default: destroy it). */
+  abortSource?: () => void;
 }
 
 /** Tears `destination` down after a failed relay, as `options` says (default: destroy it). */
@@ -62,7 +64,8 @@ export function relayBody(
   };
   const fail = (err: Error): void => {
     if (finished) return;
-    source.destroy();
+    if (options.abortSource) options.abortSource();
+    else source.destroy();
     abortRelayDestination(destination, options, err);
     finish(err);
   };
