@@ -2,7 +2,8 @@ import type { Http2Stream } from 'node:http2';
 
 /**
  * Lets a stream go that the peer reset with NO_ERROR while bytes written to it were still
- * queued: the proxy's destroy() of a body it cuts off (max_response_bytes) sends that reset.
+ * queued: a plain destroy() of the peer's end sends that reset (natprox proxies did so for a
+ * body they cut off, max_response_bytes, before they used CANCEL).
  *
  * Node 20 destroys such a stream only once its writable side has finished, but the queued
  * writes of a closed stream neither go out nor fail until the stream is destroyed: it would

@@ -37,9 +37,9 @@ const PRIORITY_DEFAULTS = {
   silent: false,
 };
 const ENDED_REQUEST = { endStream: true, ...PRIORITY_DEFAULTS };
+const OPEN_REQUEST = { endStream: false, ...PRIORITY_DEFAULTS };
 /** How long the proxy waits for a client to close its tunnel once the proxy closed it. */
 export const CLIENT_CLOSE_WAIT_MS = 1000;
-const OPEN_REQUEST = { endStream: false, ...PRIORITY_DEFAULTS };
 
 /**
  * The proxy's end of a native tunnel. After the Upgrade the roles reverse: the proxy is the
