@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { ignore } from '../src/util/ignore.js';
 import { RELAY_ROOM_BYTES, relayBody, writeWithRoom } from '../src/util/relay-body.js';
 
 const KIB = 1024;
@@ -107,6 +108,23 @@ describe('relayBody', () => {
     });
     assert.match(String(result), /cut off/);
     assert.equal(destination.destroyed, true);
+  });
+
+  it('leaves no listener of its own on the source once done (only a shared no-op for errors)', async () => {
+    const source = handSource();
+    const { destination } = recordingDestination();
+    let finished = false;
+    relayBody(source, destination, {}, () => {
+      finished = true;
+    });
+    await turn();
+    source.push(Buffer.from('body'));
+    source.push(null);
+    for (let i = 0; i < 5 && !finished; i += 1) await turn();
+    assert.equal(finished, true);
+    for (const event of ['data', 'end', 'close'])
+      assert.equal(source.listenerCount(event), 0, event);
+    assert.deepEqual(source.listeners('error'), [ignore]);
   });
 
   it('writeWithRoom: false only when the destination holds RELAY_ROOM_BYTES or more', () => {

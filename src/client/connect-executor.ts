@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { formatHostPort } from '../util/host-port.js';
+import { ignore } from '../util/ignore.js';
 import { DEADLINE_HEADER } from '../tunnel/protocol.js';
 import type { Allowlist } from './allowlist.js';
 import type { ClientEvents } from './client-events.js';
@@ -30,7 +31,7 @@ export class ConnectExecutor {
     const { name, port } = parseAuthority(String(headers[':authority'] ?? ''));
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path: '' }, () => bytes);
-    stream.on('error', () => {});
+    stream.on('error', ignore);
     if (!this.names.has(name)) {
       const reason = `this client does not serve "${name}"`;
       refuseStream(stream, 421, 'NATPROX_BAD_REQUEST', reason);

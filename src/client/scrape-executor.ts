@@ -4,6 +4,7 @@ import http2, {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { contentLength, endToEndHeaders } from '../util/headers.js';
+import { ignore } from '../util/ignore.js';
 import {
   BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
@@ -52,7 +53,7 @@ export class ScrapeExecutor {
     const lengthCompletes = headers[LENGTH_COMPLETES_HEADER] === '1' && method !== 'HEAD';
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path }, () => bytes);
-    stream.on('error', () => {});
+    stream.on('error', ignore);
     // Node closes the stream once its last frame is sent, which can be before the callbacks
     // of its last writes: a stream this side ended that closed without a reset delivered its
     // answer (a proxy that cuts a body off resets with CANCEL).

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { contentLength, headersFromRaw, statusHasNoBody } from '../util/headers.js';
+import { ignore } from '../util/ignore.js';
 import { abortRelayDestination, writeWithRoom } from '../util/relay-body.js';
 import type {
   BodyRelayOptions,
@@ -204,8 +205,6 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
     this.inFlight.delete(this);
   }
 }
-
-function ignore(): void {}
 
 /** The system's error code (ECONNREFUSED…) when there is one, else undici's message. */
 function errorCause(err: Error): string {

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { errorMessage } from '../errors.js';
 import { clientAnswerReason, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
+import { ignore } from '../util/ignore.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
 import type { ScrapePolicy } from './scrape-handler.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -150,5 +151,5 @@ function readReason(stream: Duplex, done: (text: string) => void): void {
     if (text.length < MAX_REASON_BYTES) text += chunk;
   });
   stream.once('close', () => done(clientAnswerReason(text) ?? 'the client refused the connection'));
-  stream.on('error', () => {});
+  stream.on('error', ignore);
 }

@@ -4,7 +4,6 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { NatproxError } from '../errors.js';
-import { dropListenersOnClose } from './drop-listeners-on-close.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import { releaseOnPeerReset } from './peer-reset.js';
 import { connectTls, type ClientTls } from './tls-connect.js';
@@ -168,7 +167,6 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
   server.on('stream', (stream, headers) => {
     heartbeat.alive();
     releaseOnPeerReset(stream);
-    dropListenersOnClose(stream);
     options.onStream(stream, headers);
   });
   // The HTTP/2 server treats a TLS socket that negotiated "http/1.1" (as the upgrade

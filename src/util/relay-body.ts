@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { ignore } from './ignore.js';
 
 /**
  * How much a relay lets wait in its destination before it pauses the source. Node's streams
@@ -42,8 +43,11 @@ export function abortRelayDestination(
  *
  * Hand-made rather than stream.pipeline: this is the hot path of every scrape, and
  * pipeline's per-call AbortController and end-of-stream machinery showed up in profiles.
- * For the same reason the listeners stay when it is done (`finished` guards them): both
- * streams carry this one body and are dropped after it.
+ * For the same reason the destination's listeners stay when it is done (`finished` guards
+ * them). The source's go: Node keeps a closed HTTP/2 stream reachable from its native handle
+ * until a full garbage collection, and through these listeners it kept the relay, the
+ * scraper's response and the rest of the scrape (with 10,000 tunnels, most of what the proxy
+ * promoted to old space).
  *
  * After the first chunk, the chunks that arrive in one turn of the event loop go out in one
  * write (the destination is corked until setImmediate): one write per 16 KiB frame was the
@@ -60,6 +64,11 @@ export function relayBody(
   const finish = (err?: Error): void => {
     if (finished) return;
     finished = true;
+    source.off('data', onData);
+    source.off('end', onEnd);
+    source.off('close', onClose);
+    source.off('error', onError);
+    source.on('error', ignore);
     done(err);
   };
   const fail = (err: Error): void => {
@@ -91,26 +100,29 @@ export function relayBody(
     }
     if (!writeWithRoom(destination, chunk)) source.pause();
   };
-  source.on('data', onData);
-  source.on('end', () => {
+  const onEnd = (): void => {
     if (finished) return;
     if (options.endedCleanly && !options.endedCleanly()) {
       fail(new Error('the body was cut off'));
       return;
     }
     destination.end(() => finish());
-  });
-  source.on('error', (err: Error) => fail(err));
-  source.on('close', () => {
+  };
+  const onError = (err: Error): void => fail(err);
+  const onClose = (): void => {
     if (!source.readableEnded) fail(new Error('the body was cut off'));
-  });
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+  source.on('error', onError);
+  source.on('close', onClose);
   destination.on('drain', () => {
     if (!finished) source.resume();
   });
   destination.on('close', () => {
     if (!destination.writableFinished) fail(new Error('the receiving side closed early'));
   });
-  destination.on('error', () => {});
+  destination.on('error', ignore);
   // A source destroyed before the relay began (a reset that came with the head) emits
   // nothing more: without this, `done` would never be called.
   if (source.destroyed && !source.readableEnded) fail(new Error('the body was cut off'));
