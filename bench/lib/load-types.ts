@@ -77,3 +77,26 @@ export function summarize(samples: Float64Array | number[]): LatencySummary {
     maxMs: sorted.length === 0 ? NaN : (sorted[sorted.length - 1] ?? NaN),
   };
 }
+
+/**
+ * Runs of one job taken as one: counts, bytes and time add up (so ok / elapsedMs is the rate
+ * over all of them), latencies are merged from the runs' samples (run them with keepSamples);
+ * the merged result keeps no samples.
+ */
+export function combineRuns(runs: readonly LoadResult[]): LoadResult {
+  const samples: number[] = [];
+  for (const run of runs) for (const sample of run.samples ?? []) samples.push(sample);
+  const sum = (field: 'sent' | 'ok' | 'errors' | 'bytes' | 'elapsedMs' | 'skipped'): number =>
+    runs.reduce((total, run) => total + run[field], 0);
+  return {
+    sent: sum('sent'),
+    ok: sum('ok'),
+    errors: sum('errors'),
+    errorSamples: runs.flatMap((run) => run.errorSamples).slice(0, 10),
+    bytes: sum('bytes'),
+    elapsedMs: sum('elapsedMs'),
+    latency: summarize(samples),
+    maxLagMs: Math.max(0, ...runs.map((run) => run.maxLagMs)),
+    skipped: sum('skipped'),
+  };
+}

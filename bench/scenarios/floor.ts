@@ -8,15 +8,14 @@
 import { forkHelper, nextMessage, type Spawned } from '../lib/children.js';
 import { startTarget } from '../lib/helpers.js';
 import { summarize, type LoadResult, type Route } from '../lib/load-types.js';
-import { cpuMeter } from '../lib/proc-stats.js';
 import { row, type Row } from '../lib/report.js';
 import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
 import { sequentialJob, warmUpJob } from './latency.js';
 import {
   CLIENT_PROCESSES,
   NAMES,
+  measureThroughput,
   scrapesPerSecond,
-  throughputJob,
   throughputMs,
 } from './throughput.js';
 
@@ -64,16 +63,22 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
     const check = (what: string, result: LoadResult): void =>
       failOnErrors(ctx, `floor (${what})`, result);
 
-    // Throughput, with the throughput scenario's job and 4-process layout.
-    const directLoad = await ctx.driver.run(throughputJob(ctx, direct));
-    check('direct', directLoad);
-    const proxyCpu = cpuMeter([proxy.pid]);
-    const clientCpu = cpuMeter(clients.map((c) => c.pid));
-    const bareLoad = await ctx.driver.run(throughputJob(ctx, bare(names)));
-    check('bare relay', bareLoad);
-    const proxyMs = proxyCpu.elapsedMs();
-    const clientMs = clientCpu.elapsedMs();
-    const perScrape = (ms: number): number => (ms * 1000) / Math.max(1, bareLoad.ok);
+    // Throughput, with the throughput scenario's rounds and 4-process layout.
+    const measured = await measureThroughput(
+      ctx,
+      [
+        { key: 'direct', route: direct, cpu: {} },
+        {
+          key: 'bare',
+          route: bare(names),
+          cpu: { proxy: [proxy.pid], client: clients.map((c) => c.pid) },
+        },
+      ],
+      (key, result) => check(key === 'bare' ? 'bare relay' : key, result),
+    );
+    const directLoad = measured.get('direct');
+    const bareLoad = measured.get('bare');
+    if (!directLoad || !bareLoad) throw new Error('floor: a throughput route was not measured');
 
     // Sequential latency: the latency scenario's job, direct and bare rounds alternating.
     const samples = { direct: [] as number[], bare: [] as number[] };
@@ -96,21 +101,21 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
         scenario: SCENARIO,
         metric: `scrapes/s, 64 conc., bare relay, ${CLIENT_PROCESSES} client procs`,
         unit: '/s',
-        natprox: scrapesPerSecond(bareLoad),
-        direct: scrapesPerSecond(directLoad),
+        natprox: scrapesPerSecond(bareLoad.result),
+        direct: scrapesPerSecond(directLoad.result),
         note: NOTE,
       }),
       row({
         scenario: SCENARIO,
         metric: 'CPU per scrape: bare proxy',
         unit: 'µs',
-        natprox: perScrape(proxyMs),
+        natprox: bareLoad.cpuPerScrapeUs('proxy'),
       }),
       row({
         scenario: SCENARIO,
         metric: 'CPU per scrape: bare clients',
         unit: 'µs',
-        natprox: perScrape(clientMs),
+        natprox: bareLoad.cpuPerScrapeUs('client'),
       }),
       row({
         scenario: SCENARIO,
@@ -133,10 +138,10 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
       rows,
       details: {
         durationMs: throughputMs(ctx),
-        direct: directLoad,
-        bare: bareLoad,
-        proxyCpuMs: proxyMs,
-        clientCpuMs: clientMs,
+        direct: { result: directLoad.result, roundRates: directLoad.roundRates },
+        bare: { result: bareLoad.result, roundRates: bareLoad.roundRates },
+        proxyCpuMs: bareLoad.cpuMs.proxy,
+        clientCpuMs: bareLoad.cpuMs.client,
         sequential,
       },
     };

@@ -5,9 +5,10 @@
  *   - 100 names on 4 real `natprox client` processes (25 names each; the proxy's
  *     max_names_per_client is raised to 25 for this), so client CPU is a real client's;
  *   - 100 tunnels, one name each, from the fleet driver (NatproxClient x 100 in one process).
+ * Direct and the two natprox routes take turns in rounds (see throughputRounds).
  */
 import { connectFleet, forkFleet, startTarget, type FleetProcess } from '../lib/helpers.js';
-import type { LoadJob, LoadResult, Route } from '../lib/load-types.js';
+import { combineRuns, type LoadJob, type LoadResult, type Route } from '../lib/load-types.js';
 import { startClient, startProxy, waitListed } from '../lib/natprox.js';
 import { cpuMeter } from '../lib/proc-stats.js';
 import { row, type Row } from '../lib/report.js';
@@ -20,27 +21,124 @@ const CONCURRENCY = 64;
 export const NAMES = 100;
 export const CLIENT_PROCESSES = 4;
 
-/** How long each measurement runs. */
+/** How long each route is measured, over all rounds. */
 export function throughputMs(ctx: Context): number {
   return ctx.quick ? 2500 : 10_000;
 }
 
-/** 64 scrapes in flight for throughputMs(), after a warm-up on the same connections. */
+/**
+ * Measured rounds per route. The routes take turns round by round, so a change in the
+ * shared machine's load during the scenario falls on the direct baseline and on natprox
+ * alike instead of on whichever ran at that moment.
+ */
+export function throughputRounds(ctx: Context): number {
+  return ctx.quick ? 1 : 4;
+}
+
+/** Scrapes before each round's measured ones, on the same connections. */
+function warmupScrapes(ctx: Context): number {
+  return CONCURRENCY * (ctx.quick ? 2 : 4);
+}
+
+/** One round: 64 scrapes in flight, after a warm-up that opens the round's connections. */
 export function throughputJob(ctx: Context, route: Route): LoadJob {
   return {
     route,
     mode: 'closed',
     concurrency: CONCURRENCY,
-    durationMs: throughputMs(ctx),
-    warmup: CONCURRENCY * (ctx.quick ? 2 : 10),
+    durationMs: throughputMs(ctx) / throughputRounds(ctx),
+    warmup: warmupScrapes(ctx),
     expectStatus: 200,
     timeoutMs: 10_000,
+    keepSamples: true,
   };
 }
 
 /** Scrapes that succeeded per second. */
 export function scrapesPerSecond(result: LoadResult): number {
   return (result.ok * 1000) / result.elapsedMs;
+}
+
+/** A route to measure, and the processes whose CPU time is counted while it runs. */
+export interface ThroughputRoute {
+  key: string;
+  route: Route;
+  /** Process groups by name (e.g. proxy, client) and their pids. */
+  cpu: Record<string, readonly number[]>;
+}
+
+export interface ThroughputMeasurement {
+  /** All rounds as one result. */
+  result: LoadResult;
+  /** CPU milliseconds per process group over all rounds, warm-ups included. */
+  cpuMs: Record<string, number>;
+  /** Scrapes rate of each round, to show how much the machine moved. */
+  roundRates: number[];
+  /** CPU microseconds per scrape of a group; warm-up scrapes count, as their CPU does. */
+  cpuPerScrapeUs(group: string): number;
+}
+
+/**
+ * Scrapes sent through each route before the first round, unmeasured. Processes that have
+ * just started run their first thousands of scrapes slowly (JIT, heap sizing): without
+ * this, the first 2.5 s round measured 3,100-3,900 scrapes/s and the later ones 5,900-6,800
+ * through the same processes.
+ */
+function warmUpJob(ctx: Context, route: Route): LoadJob {
+  return {
+    ...throughputJob(ctx, route),
+    durationMs: undefined,
+    count: CONCURRENCY * (ctx.quick ? 20 : 100),
+    warmup: 0,
+    keepSamples: false,
+  };
+}
+
+/**
+ * Warms every route up, then runs them in turns for throughputRounds() rounds; `check`
+ * sees every run.
+ */
+export async function measureThroughput(
+  ctx: Context,
+  routes: readonly ThroughputRoute[],
+  check: (key: string, result: LoadResult) => void,
+): Promise<Map<string, ThroughputMeasurement>> {
+  const rounds = throughputRounds(ctx);
+  const runs = new Map(routes.map((r) => [r.key, [] as LoadResult[]]));
+  const cpuMs = new Map(
+    routes.map((r) => [r.key, Object.fromEntries(Object.keys(r.cpu).map((g) => [g, 0]))]),
+  );
+  for (const { key, route } of routes)
+    check(`${key} warm-up`, await ctx.driver.run(warmUpJob(ctx, route)));
+  for (let round = 0; round < rounds; round += 1) {
+    for (const { key, route, cpu } of routes) {
+      const meters = Object.entries(cpu).map(([group, pids]) => [group, cpuMeter(pids)] as const);
+      const job = throughputJob(ctx, route);
+      const result = await ctx.driver.run(job);
+      const spent = cpuMs.get(key) ?? {};
+      for (const [group, meter] of meters) spent[group] = (spent[group] ?? 0) + meter.elapsedMs();
+      check(key, result);
+      runs.get(key)?.push(result);
+    }
+  }
+  const warmups = rounds * warmupScrapes(ctx);
+  return new Map(
+    routes.map(({ key }) => {
+      const keyRuns = runs.get(key) ?? [];
+      const result = combineRuns(keyRuns);
+      const spent = cpuMs.get(key) ?? {};
+      const scrapes = Math.max(1, result.ok + warmups);
+      return [
+        key,
+        {
+          result,
+          cpuMs: spent,
+          roundRates: keyRuns.map(scrapesPerSecond),
+          cpuPerScrapeUs: (group: string) => ((spent[group] ?? 0) * 1000) / scrapes,
+        },
+      ];
+    }),
+  );
 }
 
 export async function throughput(ctx: Context): Promise<ScenarioResult> {
@@ -80,7 +178,6 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
     if (fleet.failed > 0) ctx.fail(`throughput: ${fleet.failed} fleet tunnels did not connect`);
     await waitListed(proxy.port, [...processNames, ...fleetNames], 20_000);
 
-    const job = (route: Route): LoadJob => throughputJob(ctx, route);
     const natproxRoute = (names: string[]): Route => ({
       via: 'natprox',
       proxyPort: proxy.port,
@@ -88,43 +185,46 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
       names,
       path: '/metrics',
     });
-    const check = (what: string, result: LoadResult): void =>
-      failOnErrors(ctx, `throughput (${what})`, result);
-    const rate = scrapesPerSecond;
-
-    const targetMeter = cpuMeter([target.pid]);
-    const direct = await ctx.driver.run(
-      job({ via: 'direct', targetPort: target.port, path: '/metrics' }),
-    );
-    const targetDirectMs = targetMeter.elapsedMs();
-    check('direct', direct);
-
-    const rows: Row[] = [];
-    const details: Record<string, unknown> = { durationMs, direct };
     const variants = [
       {
         label: `${CLIENT_PROCESSES} client procs x ${NAMES / CLIENT_PROCESSES} names`,
         key: 'processes',
-        names: processNames,
-        clientPids: clients.map((c) => c.pid),
+        route: natproxRoute(processNames),
+        cpu: { proxy: [proxy.pid], client: clients.map((c) => c.pid) },
       },
       {
         label: `${NAMES} tunnels (fleet driver)`,
         key: 'tunnels',
-        names: fleetNames,
-        clientPids: [fleet.pid],
+        route: natproxRoute(fleetNames),
+        cpu: { proxy: [proxy.pid], client: [fleet.pid] },
       },
     ];
+    const measured = await measureThroughput(
+      ctx,
+      [
+        {
+          key: 'direct',
+          route: { via: 'direct', targetPort: target.port, path: '/metrics' },
+          cpu: { target: [target.pid] },
+        },
+        ...variants,
+      ],
+      (key, result) => failOnErrors(ctx, `throughput (${key})`, result),
+    );
+    const direct = measured.get('direct');
+    if (!direct) throw new Error('throughput: the direct route was not measured');
+    const directRate = scrapesPerSecond(direct.result);
+
+    const rows: Row[] = [];
+    const details: Record<string, unknown> = {
+      durationMs,
+      rounds: throughputRounds(ctx),
+      direct: { result: direct.result, roundRates: direct.roundRates },
+    };
     for (const variant of variants) {
-      const proxyCpu = cpuMeter([proxy.pid]);
-      const clientCpu = cpuMeter(variant.clientPids);
-      const result = await ctx.driver.run(job(natproxRoute(variant.names)));
-      const proxyMs = proxyCpu.elapsedMs();
-      const clientMs = clientCpu.elapsedMs();
-      check(variant.key, result);
-      const perScrape = (ms: number): number => (ms * 1000) / Math.max(1, result.ok);
-      const natRate = rate(result);
-      const directRate = rate(direct);
+      const natprox = measured.get(variant.key);
+      if (!natprox) continue;
+      const natRate = scrapesPerSecond(natprox.result);
       rows.push(
         row({
           scenario: SCENARIO,
@@ -143,23 +243,28 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
           scenario: SCENARIO,
           metric: `p99, ${variant.label}`,
           unit: 'ms',
-          natprox: result.latency.p99Ms,
-          direct: direct.latency.p99Ms,
+          natprox: natprox.result.latency.p99Ms,
+          direct: direct.result.latency.p99Ms,
         }),
         row({
           scenario: SCENARIO,
           metric: `CPU per scrape: proxy (${variant.key})`,
           unit: 'µs',
-          natprox: perScrape(proxyMs),
+          natprox: natprox.cpuPerScrapeUs('proxy'),
         }),
         row({
           scenario: SCENARIO,
           metric: `CPU per scrape: client (${variant.key})`,
           unit: 'µs',
-          natprox: perScrape(clientMs),
+          natprox: natprox.cpuPerScrapeUs('client'),
         }),
       );
-      details[variant.key] = { result, proxyCpuMs: proxyMs, clientCpuMs: clientMs };
+      details[variant.key] = {
+        result: natprox.result,
+        roundRates: natprox.roundRates,
+        proxyCpuMs: natprox.cpuMs.proxy,
+        clientCpuMs: natprox.cpuMs.client,
+      };
     }
     rows.push(
       row({
@@ -167,7 +272,7 @@ export async function throughput(ctx: Context): Promise<ScenarioResult> {
         metric: 'CPU per scrape: target',
         unit: 'µs',
         natprox: null,
-        direct: (targetDirectMs * 1000) / Math.max(1, direct.ok),
+        direct: direct.cpuPerScrapeUs('target'),
       }),
     );
     return { rows, details };
