@@ -1,0 +1,105 @@
+/**
+ * CONNECT tunnels (https targets) that one end closes: the other end's connection must close
+ * at once, also when bytes were still queued on the way (the queued bytes of a reset HTTP/2
+ * stream can keep it, and its session, alive in Node 20: see src/tunnel/peer-reset.ts).
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import { connectThrough } from './helpers/raw-http.js';
+import { eventually, startClient, startProxy, within } from './helpers/loopback.js';
+
+/** A TCP target that reads nothing and closes each connection after `closeAfterMs`. */
+async function closingTarget(closeAfterMs: number): Promise<{ port: number }> {
+  const server = net.createServer((socket) => {
+    socket.pause();
+    socket.on('error', () => {});
+    setTimeout(() => socket.destroy(), closeAfterMs);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as net.AddressInfo;
+  return { port };
+}
+
+/** A TCP target that sends `bytes` on each connection and reports when one closes. */
+async function streamingTarget(bytes: number): Promise<{ port: number; closed: Promise<void> }> {
+  let closedOne: () => void = () => {};
+  const closed = new Promise<void>((resolve) => (closedOne = resolve));
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('close', () => closedOne());
+    const chunk = Buffer.alloc(64 * 1024, 2);
+    let sent = 0;
+    const more = (): void => {
+      while (sent < bytes) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return;
+      }
+      socket.end();
+    };
+    socket.on('drain', more);
+    more();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as net.AddressInfo;
+  return { port, closed };
+}
+
+describe('CONNECT tunnel closed by the scraper mid-answer', () => {
+  it("the target's connection closes at once, though the target's bytes are still queued", async () => {
+    const target = await streamingTarget(256 * 1024 * 1024);
+    const { port, url } = await startProxy(after);
+    await startClient(after, {
+      proxyUrl: new URL(url),
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    const tunnel = await connectThrough(port, `demo:${target.port}`);
+    assert.equal(tunnel.status, 200, tunnel.head.toString());
+    tunnel.socket.on('error', () => {});
+    // Read a little, then stop reading so the relay backs up, then hang up.
+    await within(
+      new Promise((resolve) => tunnel.socket.once('data', resolve)),
+      5000,
+      'first bytes',
+    );
+    tunnel.socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = performance.now();
+    tunnel.socket.destroy();
+    await within(target.closed, 5000, "the target's connection to close");
+    const elapsedMs = performance.now() - started;
+    assert.ok(elapsedMs < 2000, `closed after ${elapsedMs.toFixed(0)} ms`);
+  });
+});
+
+describe('CONNECT tunnel closed by its target', () => {
+  for (const queued of [false, true]) {
+    it(`the scraper's connection closes at once${queued ? ' while its bytes are still queued' : ''}`, async () => {
+      const target = await closingTarget(300);
+      const { proxy, port, url } = await startProxy(after);
+      await startClient(after, {
+        proxyUrl: new URL(url),
+        allow: [{ host: '127.0.0.1', port: target.port }],
+      });
+      const outcomes: string[] = [];
+      proxy.events.on('connectFinished', (info) => outcomes.push(info.outcome));
+      const tunnel = await connectThrough(port, `demo:${target.port}`);
+      assert.equal(tunnel.status, 200, tunnel.head.toString());
+      const closed = new Promise<void>((resolve) => tunnel.socket.once('close', () => resolve()));
+      tunnel.socket.on('error', () => {});
+      if (queued) {
+        // More than the target, the client's socket and the HTTP/2 windows take in.
+        const chunk = Buffer.alloc(1024 * 1024, 1);
+        for (let i = 0; i < 64; i += 1) tunnel.socket.write(chunk);
+      }
+      const started = performance.now();
+      await within(closed, 5000, "the scraper's connection to close");
+      const elapsedMs = performance.now() - started;
+      assert.ok(elapsedMs < 2000, `closed after ${elapsedMs.toFixed(0)} ms`);
+      await eventually(() => outcomes.length === 1, 2000, 'the CONNECT reported');
+      assert.deepEqual(outcomes, ['ok']);
+    });
+  }
+});
