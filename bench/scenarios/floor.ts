@@ -3,7 +3,9 @@
  * (bench/floor/): the same exchanges natprox makes, written straight on node:http,
  * node:http2 and undici, with none of natprox's checks, deadlines, metrics or logs. Its
  * figures show what two Node hops cost on this machine, the floor under natprox's own;
- * no goals (the "natprox" column holds the bare relay's figures).
+ * no goals (the "natprox" column holds the bare relay's figures). One more sequential route
+ * goes through a single plain HTTP/1 forward proxy (bench/floor/one-hop-relay.ts): what one
+ * hop costs.
  */
 import { forkHelper, nextMessage, type Spawned } from '../lib/children.js';
 import { startTarget } from '../lib/helpers.js';
@@ -26,15 +28,13 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
   const rounds = ctx.quick ? 1 : 2;
   const target = await startTarget();
   const proxy = forkHelper('floor/bare-proxy.ts');
+  const oneHop = forkHelper('floor/one-hop-relay.ts', [String(target.port)]);
   const clients: Spawned[] = [];
   try {
-    const { port } = await nextMessage(
-      proxy,
-      (m): m is { type: 'listening'; port: number } =>
-        (m as { type?: string }).type === 'listening',
-      20_000,
-      'bare proxy start',
-    );
+    const listening = (m: unknown): m is { type: 'listening'; port: number } =>
+      (m as { type?: string }).type === 'listening';
+    const oneHopPort = (await nextMessage(oneHop, listening, 20_000, 'one-hop relay start')).port;
+    const { port } = await nextMessage(proxy, listening, 20_000, 'bare proxy start');
     const names = Array.from({ length: NAMES }, (_, i) => `floor-${i}`);
     for (let p = 0; p < CLIENT_PROCESSES; p += 1) {
       const mine = names.filter((_, i) => i % CLIENT_PROCESSES === p);
@@ -80,21 +80,29 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
     const bareLoad = measured.get('bare');
     if (!directLoad || !bareLoad) throw new Error('floor: a throughput route was not measured');
 
-    // Sequential latency: the latency scenario's job, direct and bare rounds alternating.
-    const samples = { direct: [] as number[], bare: [] as number[] };
-    check('direct warm-up', await ctx.driver.run(warmUpJob(ctx, direct)));
-    check('bare warm-up', await ctx.driver.run(warmUpJob(ctx, bare(['floor-0']))));
+    // Sequential latency: the latency scenario's job, direct, bare and one-hop rounds taking
+    // turns. The one-hop relay is addressed like a proxy (the name only becomes the Host).
+    const sequentialRoutes = {
+      direct,
+      bare: bare(['floor-0']),
+      oneHop: { ...bare(['floor-0']), proxyPort: oneHopPort },
+    } as const;
+    const samples = { direct: [] as number[], bare: [] as number[], oneHop: [] as number[] };
+    for (const [via, route] of Object.entries(sequentialRoutes)) {
+      check(`${via} warm-up`, await ctx.driver.run(warmUpJob(ctx, route)));
+    }
     for (let round = 0; round < rounds; round += 1) {
-      for (const [via, route] of [
-        ['direct', direct],
-        ['bare', bare(['floor-0'])],
-      ] as const) {
+      for (const [via, route] of Object.entries(sequentialRoutes)) {
         const result = await ctx.driver.run(sequentialJob(ctx, route));
         check(`sequential ${via}`, result);
-        samples[via].push(...(result.samples ?? []));
+        samples[via as keyof typeof samples].push(...(result.samples ?? []));
       }
     }
-    const sequential = { direct: summarize(samples.direct), bare: summarize(samples.bare) };
+    const sequential = {
+      direct: summarize(samples.direct),
+      bare: summarize(samples.bare),
+      oneHop: summarize(samples.oneHop),
+    };
 
     const rows: Row[] = [
       row({
@@ -133,6 +141,14 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
         direct: sequential.direct.p99Ms,
         note: `added ${(sequential.bare.p99Ms - sequential.direct.p99Ms).toFixed(3)} ms`,
       }),
+      row({
+        scenario: SCENARIO,
+        metric: 'p50, 10 KiB sequential, one plain HTTP/1 hop',
+        unit: 'ms',
+        natprox: sequential.oneHop.p50Ms,
+        direct: sequential.direct.p50Ms,
+        note: `added ${(sequential.oneHop.p50Ms - sequential.direct.p50Ms).toFixed(3)} ms; natprox's path has two hops (bench/floor/one-hop-relay.ts)`,
+      }),
     ];
     return {
       rows,
@@ -146,6 +162,11 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
       },
     };
   } finally {
-    await Promise.all([...clients.map((c) => c.stop()), proxy.stop(), target.stop()]);
+    await Promise.all([
+      ...clients.map((c) => c.stop()),
+      proxy.stop(),
+      oneHop.stop(),
+      target.stop(),
+    ]);
   }
 }
