@@ -141,7 +141,8 @@ export async function fleet(ctx: Context): Promise<ScenarioResult> {
     const errors = natprox.errors + firstRound.errors;
     const errorSamples = [...firstRound.errorSamples, ...natprox.errorSamples].slice(0, 5);
     const skipped = natprox.skipped + firstRound.skipped;
-    const firstRoundNote = 'each tunnel scraped once, at the same rate, before the measured run; no goal';
+    const firstRoundNote =
+      'each tunnel scraped once, at the same rate, before the measured run; no goal';
     const rows = [
       row({
         scenario: SCENARIO,
