@@ -7,7 +7,7 @@
  *
  * The measured minute follows one round at the same rate that scrapes every tunnel once:
  * a tunnel's first scrape, in processes that have served none yet, is the slow one (in
- * 30 s runs, p99 288 ms for that round against 63 ms for the minute after it), and a
+ * 30 s runs, p99 288 ms for that round against 63 ms for the 30 s after it), and a
  * long-running proxy scrapes each tunnel thousands of times. That round is reported on its
  * own rows; its errors and peak RSS count towards the goals.
  */

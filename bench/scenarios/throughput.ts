@@ -72,17 +72,17 @@ export interface ThroughputMeasurement {
   result: LoadResult;
   /** CPU milliseconds per process group over all rounds, warm-ups included. */
   cpuMs: Record<string, number>;
-  /** Scrapes rate of each round, to show how much the machine moved. */
+  /** Scrape rate of each round, to show how much the machine moved. */
   roundRates: number[];
   /** CPU microseconds per scrape of a group; warm-up scrapes count, as their CPU does. */
   cpuPerScrapeUs(group: string): number;
 }
 
 /**
- * Scrapes sent through each route before the first round, unmeasured (quick: a tenth). Processes that have
- * just started run their first thousands of scrapes slowly (JIT, heap sizing): without
- * this, the first 2.5 s round measured 3,100-3,900 scrapes/s and the later ones 5,900-6,800
- * through the same processes.
+ * Scrapes sent through each route before the first round, unmeasured (quick: a tenth).
+ * Processes that have just started run their first thousands of scrapes slowly (JIT, heap
+ * sizing): without this, the first 2.5 s round measured 3,100-3,900 scrapes/s and the later
+ * ones 5,900-6,800 through the same processes.
  */
 function warmUpJob(ctx: Context, route: Route): LoadJob {
   return {
