@@ -12,6 +12,14 @@ export type Route =
     }
   | { via: 'direct'; targetPort: number; path: string };
 
+/** A route a scenario measures, and the processes whose CPU time counts while it runs. */
+export interface MeasuredRoute {
+  key: string;
+  route: Route;
+  /** Process groups by name (e.g. proxy, client) and their pids. */
+  cpu: Record<string, readonly number[]>;
+}
+
 export interface LoadJob {
   route: Route;
   /** closed: `concurrency` workers, each sends the next request when its last one ends. */

@@ -9,10 +9,10 @@
  */
 import { forkHelper, nextMessage, type Spawned } from '../lib/children.js';
 import { startTarget } from '../lib/helpers.js';
-import { summarize, type LoadResult, type Route } from '../lib/load-types.js';
+import type { LatencySummary, LoadResult, Route } from '../lib/load-types.js';
 import { row, type Row } from '../lib/report.js';
 import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
-import { sequentialJob, warmUpJob } from './latency.js';
+import { measureSequential } from './latency.js';
 import {
   CLIENT_PROCESSES,
   NAMES,
@@ -53,9 +53,10 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
       ),
     );
     const direct: Route = { via: 'direct', targetPort: target.port, path: '/metrics' };
-    const bare = (routeNames: string[]): Route => ({
+    /** Through a relay on `proxyPort` (the bare proxy unless told), as natprox is addressed. */
+    const bare = (routeNames: string[], proxyPort = port): Route => ({
       via: 'natprox',
-      proxyPort: port,
+      proxyPort,
       targetPort: target.port,
       names: routeNames,
       path: '/metrics',
@@ -80,28 +81,28 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
     const bareLoad = measured.get('bare');
     if (!directLoad || !bareLoad) throw new Error('floor: a throughput route was not measured');
 
-    // Sequential latency: the latency scenario's job, direct, bare and one-hop rounds taking
-    // turns. The one-hop relay is addressed like a proxy (the name only becomes the Host).
-    const sequentialRoutes = {
-      direct,
-      bare: bare(['floor-0']),
-      oneHop: { ...bare(['floor-0']), proxyPort: oneHopPort },
-    } as const;
-    const samples = { direct: [] as number[], bare: [] as number[], oneHop: [] as number[] };
-    for (const [via, route] of Object.entries(sequentialRoutes)) {
-      check(`${via} warm-up`, await ctx.driver.run(warmUpJob(ctx, route)));
-    }
-    for (let round = 0; round < rounds; round += 1) {
-      for (const [via, route] of Object.entries(sequentialRoutes)) {
-        const result = await ctx.driver.run(sequentialJob(ctx, route));
-        check(`sequential ${via}`, result);
-        samples[via as keyof typeof samples].push(...(result.samples ?? []));
-      }
-    }
+    // Sequential latency, as the latency scenario measures it: direct, bare and one-hop
+    // rounds taking turns. The one-hop relay is addressed like a proxy (the name only
+    // becomes the Host).
+    const latencies = await measureSequential(
+      ctx,
+      [
+        { key: 'direct', route: direct, cpu: {} },
+        { key: 'bare', route: bare(['floor-0']), cpu: {} },
+        { key: 'oneHop', route: bare(['floor-0'], oneHopPort), cpu: {} },
+      ],
+      rounds,
+      (what, result) => check(`sequential ${what}`, result),
+    );
+    const latencyOf = (key: string): LatencySummary => {
+      const measurement = latencies.get(key);
+      if (!measurement) throw new Error(`floor: the ${key} route was not measured`);
+      return measurement.latency;
+    };
     const sequential = {
-      direct: summarize(samples.direct),
-      bare: summarize(samples.bare),
-      oneHop: summarize(samples.oneHop),
+      direct: latencyOf('direct'),
+      bare: latencyOf('bare'),
+      oneHop: latencyOf('oneHop'),
     };
 
     const rows: Row[] = [

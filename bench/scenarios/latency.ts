@@ -4,9 +4,17 @@
  * that noise from other work on the machine falls on both.
  */
 import { startTarget } from '../lib/helpers.js';
-import { summarize, type LatencySummary, type LoadJob, type Route } from '../lib/load-types.js';
+import {
+  combineRuns,
+  summarize,
+  type LatencySummary,
+  type LoadJob,
+  type LoadResult,
+  type MeasuredRoute,
+  type Route,
+} from '../lib/load-types.js';
 import { startClient, startProxy, waitListed } from '../lib/natprox.js';
-import { cpuMeter } from '../lib/proc-stats.js';
+import { takeTurns } from '../lib/turns.js';
 import { row } from '../lib/report.js';
 import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
 
@@ -47,6 +55,45 @@ export function sequentialJob(ctx: Context, route: Route): LoadJob {
   };
 }
 
+export interface SequentialMeasurement {
+  /** The warm-up's latencies: the first scrapes after a start. */
+  cold: LatencySummary;
+  /** All measured rounds. */
+  latency: LatencySummary;
+  /** CPU milliseconds per process group over the measured rounds. */
+  cpuMs: Record<string, number>;
+  errors: number;
+}
+
+/**
+ * Warms every route up (warmUpJob), then runs them in turns for `rounds` rounds of
+ * sequentialJob, so that noise from other work on the machine falls on all of them;
+ * `check` sees every run.
+ */
+export async function measureSequential(
+  ctx: Context,
+  routes: readonly MeasuredRoute[],
+  rounds: number,
+  check: (what: string, result: LoadResult) => void,
+): Promise<Map<string, SequentialMeasurement>> {
+  const cold = new Map<string, LatencySummary>();
+  for (const { key, route } of routes) {
+    const result = await ctx.driver.run(warmUpJob(ctx, route));
+    check(`${key} warm-up`, result);
+    cold.set(key, summarize(result.samples ?? []));
+  }
+  const turns = await takeTurns(ctx, routes, rounds, (r) => sequentialJob(ctx, r.route), check);
+  return new Map(
+    [...turns].map(([key, { runs, cpuMs }]) => {
+      const all = combineRuns(runs);
+      return [
+        key,
+        { cold: cold.get(key) ?? summarize([]), latency: all.latency, cpuMs, errors: all.errors },
+      ];
+    }),
+  );
+}
+
 export async function latency(ctx: Context): Promise<ScenarioResult> {
   const rounds = ctx.quick ? 2 : 4;
   const target = await startTarget();
@@ -59,48 +106,42 @@ export async function latency(ctx: Context): Promise<ScenarioResult> {
   });
   try {
     await waitListed(proxy.port, ['latency-1'], 15_000);
-    const routes: Record<'direct' | 'natprox', Route> = {
-      direct: { via: 'direct', targetPort: target.port, path: '/metrics' },
-      natprox: {
-        via: 'natprox',
-        proxyPort: proxy.port,
-        targetPort: target.port,
-        names: ['latency-1'],
-        path: '/metrics',
-      },
+    const measured = await measureSequential(
+      ctx,
+      [
+        {
+          key: 'direct',
+          route: { via: 'direct', targetPort: target.port, path: '/metrics' },
+          cpu: { target: [target.pid] },
+        },
+        {
+          key: 'natprox',
+          route: {
+            via: 'natprox',
+            proxyPort: proxy.port,
+            targetPort: target.port,
+            names: ['latency-1'],
+            path: '/metrics',
+          },
+          cpu: { proxy: [proxy.pid], client: [client.pid], target: [target.pid] },
+        },
+      ],
+      rounds,
+      (what, result) => failOnErrors(ctx, `latency (${what})`, result),
+    );
+    const directRoute = measured.get('direct');
+    const natproxRoute = measured.get('natprox');
+    if (!directRoute || !natproxRoute) throw new Error('latency: a route was not measured');
+    const direct = directRoute.latency;
+    const natprox = natproxRoute.latency;
+    const cold = { direct: directRoute.cold, natprox: natproxRoute.cold };
+    const cpu = {
+      proxy: natproxRoute.cpuMs.proxy ?? 0,
+      client: natproxRoute.cpuMs.client ?? 0,
+      targetNatprox: natproxRoute.cpuMs.target ?? 0,
+      targetDirect: directRoute.cpuMs.target ?? 0,
     };
-    const job = (route: Route): LoadJob => sequentialJob(ctx, route);
-    const warmUp = async (via: 'direct' | 'natprox'): Promise<LatencySummary> => {
-      const result = await ctx.driver.run(warmUpJob(ctx, routes[via]));
-      failOnErrors(ctx, `latency (${via} warm-up)`, result);
-      return summarize(result.samples ?? []);
-    };
-    const cold = { direct: await warmUp('direct'), natprox: await warmUp('natprox') };
-    const samples = { direct: [] as number[], natprox: [] as number[] };
-    const cpu = { proxy: 0, client: 0, targetNatprox: 0, targetDirect: 0 };
-    let errors = 0;
-    for (let round = 0; round < rounds; round += 1) {
-      for (const via of ['direct', 'natprox'] as const) {
-        const meters = {
-          proxy: cpuMeter([proxy.pid]),
-          client: cpuMeter([client.pid]),
-          target: cpuMeter([target.pid]),
-        };
-        const result = await ctx.driver.run(job(routes[via]));
-        if (via === 'natprox') {
-          cpu.proxy += meters.proxy.elapsedMs();
-          cpu.client += meters.client.elapsedMs();
-          cpu.targetNatprox += meters.target.elapsedMs();
-        } else {
-          cpu.targetDirect += meters.target.elapsedMs();
-        }
-        samples[via].push(...(result.samples ?? []));
-        errors += result.errors;
-        failOnErrors(ctx, `latency (${via})`, result);
-      }
-    }
-    const direct = summarize(samples.direct);
-    const natprox = summarize(samples.natprox);
+    const errors = directRoute.errors + natproxRoute.errors;
     const scrapes = natprox.count;
     const usPerScrape = (ms: number): number => (ms * 1000) / scrapes;
     const rows = [

@@ -8,9 +8,15 @@
  * Direct and the two natprox routes take turns in rounds (see throughputRounds).
  */
 import { connectFleet, forkFleet, startTarget, type FleetProcess } from '../lib/helpers.js';
-import { combineRuns, type LoadJob, type LoadResult, type Route } from '../lib/load-types.js';
+import {
+  combineRuns,
+  type LoadJob,
+  type LoadResult,
+  type MeasuredRoute,
+  type Route,
+} from '../lib/load-types.js';
 import { startClient, startProxy, waitListed } from '../lib/natprox.js';
-import { cpuMeter } from '../lib/proc-stats.js';
+import { takeTurns } from '../lib/turns.js';
 import { row, type Row } from '../lib/report.js';
 import type { Spawned } from '../lib/children.js';
 import { failOnErrors, type Context, type ScenarioResult } from '../lib/context.js';
@@ -59,14 +65,6 @@ export function scrapesPerSecond(result: LoadResult): number {
   return (result.ok * 1000) / result.elapsedMs;
 }
 
-/** A route to measure, and the processes whose CPU time is counted while it runs. */
-export interface ThroughputRoute {
-  key: string;
-  route: Route;
-  /** Process groups by name (e.g. proxy, client) and their pids. */
-  cpu: Record<string, readonly number[]>;
-}
-
 export interface ThroughputMeasurement {
   /** All rounds as one result. */
   result: LoadResult;
@@ -100,41 +98,25 @@ function warmUpJob(ctx: Context, route: Route): LoadJob {
  */
 export async function measureThroughput(
   ctx: Context,
-  routes: readonly ThroughputRoute[],
+  routes: readonly MeasuredRoute[],
   check: (key: string, result: LoadResult) => void,
 ): Promise<Map<string, ThroughputMeasurement>> {
-  const rounds = throughputRounds(ctx);
-  const runs = new Map(routes.map((r) => [r.key, [] as LoadResult[]]));
-  const cpuMs = new Map(
-    routes.map((r) => [r.key, Object.fromEntries(Object.keys(r.cpu).map((g) => [g, 0]))]),
-  );
   for (const { key, route } of routes)
     check(`${key} warm-up`, await ctx.driver.run(warmUpJob(ctx, route)));
-  for (let round = 0; round < rounds; round += 1) {
-    for (const { key, route, cpu } of routes) {
-      const meters = Object.entries(cpu).map(([group, pids]) => [group, cpuMeter(pids)] as const);
-      const job = throughputJob(ctx, route);
-      const result = await ctx.driver.run(job);
-      const spent = cpuMs.get(key) ?? {};
-      for (const [group, meter] of meters) spent[group] = (spent[group] ?? 0) + meter.elapsedMs();
-      check(key, result);
-      runs.get(key)?.push(result);
-    }
-  }
+  const rounds = throughputRounds(ctx);
+  const turns = await takeTurns(ctx, routes, rounds, (r) => throughputJob(ctx, r.route), check);
   const warmups = rounds * warmupScrapes(ctx);
   return new Map(
-    routes.map(({ key }) => {
-      const keyRuns = runs.get(key) ?? [];
-      const result = combineRuns(keyRuns);
-      const spent = cpuMs.get(key) ?? {};
+    [...turns].map(([key, { runs, cpuMs }]) => {
+      const result = combineRuns(runs);
       const scrapes = Math.max(1, result.ok + warmups);
       return [
         key,
         {
           result,
-          cpuMs: spent,
-          roundRates: keyRuns.map(scrapesPerSecond),
-          cpuPerScrapeUs: (group: string) => ((spent[group] ?? 0) * 1000) / scrapes,
+          cpuMs,
+          roundRates: runs.map(scrapesPerSecond),
+          cpuPerScrapeUs: (group: string) => ((cpuMs[group] ?? 0) * 1000) / scrapes,
         },
       ];
     }),
