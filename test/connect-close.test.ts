@@ -9,6 +9,26 @@ import { after, describe, it } from 'node:test';
 import { connectThrough } from './helpers/raw-http.js';
 import { eventually, startClient, startProxy, within } from './helpers/loopback.js';
 
+/** Listens on 127.0.0.1 until the file's tests are done; returns the port. */
+async function listenOnLoopback(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A proxy and a client allowed to reach `targetPort`, and a CONNECT tunnel to it. */
+async function tunnelTo(targetPort: number) {
+  const { proxy, port, url } = await startProxy(after);
+  await startClient(after, {
+    proxyUrl: new URL(url),
+    allow: [{ host: '127.0.0.1', port: targetPort }],
+  });
+  const tunnel = await connectThrough(port, `demo:${targetPort}`);
+  assert.equal(tunnel.status, 200, tunnel.head.toString());
+  tunnel.socket.on('error', () => {});
+  return { proxy, socket: tunnel.socket };
+}
+
 /** A TCP target that reads nothing and closes each connection after `closeAfterMs`. */
 async function closingTarget(closeAfterMs: number): Promise<{ port: number }> {
   const server = net.createServer((socket) => {
@@ -16,10 +36,7 @@ async function closingTarget(closeAfterMs: number): Promise<{ port: number }> {
     socket.on('error', () => {});
     setTimeout(() => socket.destroy(), closeAfterMs);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const { port } = server.address() as net.AddressInfo;
-  return { port };
+  return { port: await listenOnLoopback(server) };
 }
 
 /** A TCP target that sends `bytes` on each connection and reports when one closes. */
@@ -41,23 +58,13 @@ async function streamingTarget(bytes: number): Promise<{ port: number; closed: P
     socket.on('drain', more);
     more();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const { port } = server.address() as net.AddressInfo;
-  return { port, closed };
+  return { port: await listenOnLoopback(server), closed };
 }
 
 describe('CONNECT tunnel closed by the scraper mid-answer', () => {
   it("the target's connection closes at once, though the target's bytes are still queued", async () => {
     const target = await streamingTarget(256 * 1024 * 1024);
-    const { port, url } = await startProxy(after);
-    await startClient(after, {
-      proxyUrl: new URL(url),
-      allow: [{ host: '127.0.0.1', port: target.port }],
-    });
-    const tunnel = await connectThrough(port, `demo:${target.port}`);
-    assert.equal(tunnel.status, 200, tunnel.head.toString());
-    tunnel.socket.on('error', () => {});
+    const tunnel = await tunnelTo(target.port);
     // Read a little, then stop reading so the relay backs up, then hang up.
     await within(
       new Promise((resolve) => tunnel.socket.once('data', resolve)),
@@ -78,17 +85,10 @@ describe('CONNECT tunnel closed by its target', () => {
   for (const queued of [false, true]) {
     it(`the scraper's connection closes at once${queued ? ' while its bytes are still queued' : ''}`, async () => {
       const target = await closingTarget(300);
-      const { proxy, port, url } = await startProxy(after);
-      await startClient(after, {
-        proxyUrl: new URL(url),
-        allow: [{ host: '127.0.0.1', port: target.port }],
-      });
+      const tunnel = await tunnelTo(target.port);
       const outcomes: string[] = [];
-      proxy.events.on('connectFinished', (info) => outcomes.push(info.outcome));
-      const tunnel = await connectThrough(port, `demo:${target.port}`);
-      assert.equal(tunnel.status, 200, tunnel.head.toString());
+      tunnel.proxy.events.on('connectFinished', (info) => outcomes.push(info.outcome));
       const closed = new Promise<void>((resolve) => tunnel.socket.once('close', () => resolve()));
-      tunnel.socket.on('error', () => {});
       if (queued) {
         // More than the target, the client's socket and the HTTP/2 windows take in.
         const chunk = Buffer.alloc(1024 * 1024, 1);
