@@ -15,11 +15,18 @@ export type NatproxErrorCode =
 
 export class NatproxError extends Error {
   readonly code: NatproxErrorCode;
+  /** The HTTP status a peer answered with, when the error is its refusal. */
+  readonly httpStatus: number | undefined;
 
-  constructor(code: NatproxErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: NatproxErrorCode,
+    message: string,
+    options?: { cause?: unknown; httpStatus?: number | undefined },
+  ) {
     super(message, options);
     this.name = 'NatproxError';
     this.code = code;
+    this.httpStatus = options?.httpStatus;
   }
 }
 

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../src/client/backoff.js';
+import {
+  Backoff,
+  DEFAULT_BACKOFF,
+  failureKind,
+  type BackoffOptions,
+} from '../src/client/backoff.js';
+import { NatproxError } from '../src/errors.js';
 
 /** A random source that always returns `value`, so jitter is predictable. */
 function fixed(value: number): () => number {
@@ -12,13 +18,44 @@ function take(backoff: Backoff, count: number): number[] {
 }
 
 describe('Backoff', () => {
-  it('defaults to 500 ms first, doubling, capped at 30 s, with 30% jitter', () => {
+  it('defaults to 500 ms first, doubling, capped at 30 s (3 s while unreachable), 30% jitter', () => {
     assert.deepEqual(DEFAULT_BACKOFF, {
       initialMs: 500,
       maxMs: 30_000,
+      unreachableMaxMs: 3000,
       multiplier: 2,
       jitter: 0.3,
     });
+  });
+
+  it('while the proxy is unreachable, no delay exceeds 3.9 s however long it was away', () => {
+    const backoff = new Backoff({ ...DEFAULT_BACKOFF, random: fixed(0.999999) });
+    const delays = take(backoff, 30).map(() => backoff.next('unreachable'));
+    assert.ok(Math.max(...delays) <= 3900, `max ${Math.max(...delays)} ms`);
+    assert.equal(new Backoff({ ...DEFAULT_BACKOFF, random: fixed(0.5) }).next('unreachable'), 500);
+  });
+
+  it('a refusal after unreachable attempts grows on towards 30 s', () => {
+    const backoff = new Backoff({ ...DEFAULT_BACKOFF, random: fixed(0.5) });
+    const unreachable = Array.from({ length: 6 }, () => backoff.next('unreachable'));
+    assert.deepEqual(unreachable, [500, 1000, 2000, 3000, 3000, 3000]);
+    assert.equal(backoff.next('refused'), 30_000);
+  });
+
+  it('failureKind: 4xx refusals wait long; no answer, 5xx, 408 and 429 retry soon', () => {
+    const refusal = (status: number) =>
+      new NatproxError('NATPROX_REGISTRATION_REJECTED', 'refused', { httpStatus: status });
+    assert.equal(failureKind(refusal(401)), 'refused');
+    assert.equal(failureKind(refusal(403)), 'refused');
+    assert.equal(failureKind(refusal(400)), 'refused');
+    assert.equal(failureKind(refusal(503)), 'unreachable');
+    assert.equal(failureKind(refusal(429)), 'unreachable');
+    assert.equal(failureKind(refusal(408)), 'unreachable');
+    assert.equal(
+      failureKind(new NatproxError('NATPROX_TUNNEL_FAILED', 'ECONNREFUSED')),
+      'unreachable',
+    );
+    assert.equal(failureKind(new Error('socket hang up')), 'unreachable');
   });
 
   it('without jitter (random = 0.5) yields 500, 1000, 2000, ... capped at 30000', () => {

@@ -1,6 +1,15 @@
+import { NatproxError } from '../errors.js';
+
 export interface BackoffOptions {
   initialMs: number;
+  /** Ceiling after a refusal the proxy answered (bad token, names not granted). */
   maxMs: number;
+  /**
+   * Ceiling while the proxy cannot be reached or is restarting (refused, reset, timed out,
+   * 5xx): waiting longer spares nobody, and a client must be back within seconds of the
+   * proxy accepting again, however long it was away. Defaults to maxMs.
+   */
+  unreachableMaxMs?: number;
   multiplier: number;
   /** Fraction of each delay that is randomised, so a fleet does not reconnect in lockstep. */
   jitter: number;
@@ -10,9 +19,26 @@ export interface BackoffOptions {
 export const DEFAULT_BACKOFF: BackoffOptions = {
   initialMs: 500,
   maxMs: 30_000,
+  // With 30% jitter the delays at this ceiling spread over 2.1-3.9 s: back within 4 s of
+  // the proxy listening, and 10,000 clients arrive spread over 1.8 s, not in one burst.
+  unreachableMaxMs: 3000,
   multiplier: 2,
   jitter: 0.3,
 };
+
+/** Why the last attempt failed, which decides the ceiling of the next delay. */
+export type FailureKind = 'unreachable' | 'refused';
+
+/**
+ * A refusal the proxy answered with a client error (401, 403, 400, …) will not go away by
+ * retrying soon; anything else (no answer, reset, 5xx while it restarts) may any moment.
+ */
+export function failureKind(err: unknown): FailureKind {
+  const status = err instanceof NatproxError ? err.httpStatus : undefined;
+  return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429
+    ? 'refused'
+    : 'unreachable';
+}
 
 /** Exponential, capped, jittered reconnect delays; reset once a connection has stayed up. */
 export class Backoff {
@@ -23,9 +49,10 @@ export class Backoff {
   }
 
   /** The delay before the next attempt; each call grows the one after it. */
-  next(): number {
-    const base = this.nextBaseMs;
-    this.nextBaseMs = Math.min(base * this.options.multiplier, this.options.maxMs);
+  next(kind: FailureKind = 'refused'): number {
+    const { maxMs, unreachableMaxMs = maxMs } = this.options;
+    const base = Math.min(this.nextBaseMs, kind === 'unreachable' ? unreachableMaxMs : maxMs);
+    this.nextBaseMs = Math.min(this.nextBaseMs * this.options.multiplier, maxMs);
     const random = this.options.random ?? Math.random;
     const spread = base * this.options.jitter;
     return Math.max(0, Math.round(base - spread + 2 * spread * random()));

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
 import type { DialOptions, TunnelConnection } from '../tunnel/tunnel-dialer.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, failureKind, type BackoffOptions, type FailureKind } from './backoff.js';
 import type { ClientEvents, ConnectionState } from './client-events.js';
 import type { TunnelName } from './proxy-endpoint.js';
 
@@ -63,6 +63,8 @@ export class Connector {
     while (!this.stopped.signal.aborted) {
       this.setState({ state: 'connecting', attempt });
       let lastError: string;
+      // A tunnel that was up and dropped: the proxy went away or the link broke.
+      let kind: FailureKind = 'unreachable';
       try {
         const connection = await this.options.dial();
         if (this.stopped.signal.aborted) {
@@ -78,10 +80,11 @@ export class Connector {
         if (Date.now() - since.getTime() >= this.options.resetBackoffAfterMs) backoff.reset();
       } catch (err) {
         lastError = errorMessage(err);
+        kind = failureKind(err);
         attempt += 1;
       }
       if (this.stopped.signal.aborted) return;
-      const delayMs = backoff.next();
+      const delayMs = backoff.next(kind);
       this.setState({ state: 'reconnecting', attempt, delayMs, lastError });
       try {
         await sleep(delayMs, undefined, { signal: this.stopped.signal });

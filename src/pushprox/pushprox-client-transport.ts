@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff, type BackoffOptions } from '../client/backoff.js';
+import { Backoff, failureKind, type BackoffOptions } from '../client/backoff.js';
 import type { ClientEvents, ConnectionState } from '../client/client-events.js';
 import type { ClientTransport } from '../client/client-transport.js';
 import type { TunnelName } from '../client/proxy-endpoint.js';
@@ -85,7 +85,7 @@ export class PushProxClientTransport implements ClientTransport {
       } catch (err) {
         if (this.stopped.signal.aborted) return;
         attempt += 1;
-        const delayMs = backoff.next();
+        const delayMs = backoff.next(failureKind(err));
         this.setState({ state: 'reconnecting', attempt, delayMs, lastError: errorMessage(err) });
         try {
           await sleep(delayMs, undefined, { signal: this.stopped.signal });
@@ -195,6 +195,7 @@ function pollRefused(where: string, res: IncomingMessage, body: Buffer): Natprox
   return new NatproxError(
     'NATPROX_TUNNEL_FAILED',
     `poll to ${where} answered HTTP ${status} ${res.statusMessage ?? ''} (${type}): ${text || 'no body'}${hint}`,
+    { httpStatus: status },
   );
 }
 

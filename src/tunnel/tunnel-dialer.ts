@@ -128,6 +128,7 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
           new NatproxError(
             'NATPROX_REGISTRATION_REJECTED',
             `proxy ${url.host} refused the tunnel: HTTP ${res.statusCode}: ${reason}${hint}`,
+            { httpStatus: res.statusCode },
           ),
         );
       });
