@@ -26,14 +26,22 @@ async function setUp() {
     operators: [{ username: 'ops', passwordSha256: sha256Hex(OPS_PASSWORD) }],
     clientGrants: [{ tokenSha256: sha256Hex(CLIENT_TOKEN), names: ['raspberrypi'] }],
   });
-  await startClient(after, {
-    proxyUrl: new URL(url),
-    names: ['raspberrypi'],
-    token: CLIENT_TOKEN,
-    labels: { location: 'home' },
-    allow: [{ host: '127.0.0.1', port: target.port }],
-  });
-  return { port, proxy, targetPort: target.port };
+  const connectClient = () =>
+    startClient(after, {
+      proxyUrl: new URL(url),
+      names: ['raspberrypi'],
+      token: CLIENT_TOKEN,
+      labels: { location: 'home' },
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+  const client = await connectClient();
+  return { port, proxy, targetPort: target.port, client, connectClient };
+}
+
+async function report(port: number): Promise<StatusReport> {
+  const response = await getOrigin(port, '/api/v1/clients', { authorization: opsAuth });
+  assert.equal(response.status, 200);
+  return JSON.parse(response.body) as StatusReport;
 }
 
 describe('status page', () => {
@@ -126,6 +134,20 @@ describe('GET /api/v1/clients', () => {
     assert.deepEqual(client?.last5m, { ok: 1, failed: 0 });
     assert.equal(client?.bytesRelayed, 'up 1\n'.length);
     assert.ok(!response.body.includes(CLIENT_TOKEN));
+  });
+
+  it("a reconnected client keeps its name's counts of the last 5 minutes", async () => {
+    const { port, targetPort, client, connectClient } = await setUp();
+    const scrape = () => scrapeThrough(port, `http://raspberrypi:${targetPort}/metrics`);
+    assert.equal((await scrape()).status, 200);
+    assert.equal((await scrape()).status, 200);
+    await client.stop(0);
+    await connectClient();
+    assert.equal((await scrape()).status, 200);
+    const [reconnected] = (await report(port)).clients;
+    assert.deepEqual(reconnected?.last5m, { ok: 3, failed: 0 });
+    assert.equal(reconnected?.bytesRelayed, 3 * 'up 1\n'.length);
+    assert.equal(reconnected?.lastScrape?.status, 200);
   });
 
   it('plain text at / for curl', async () => {

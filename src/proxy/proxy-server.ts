@@ -156,7 +156,10 @@ export class NatproxProxy {
       timings: options.longPoll,
     });
     this.metrics = createProxyMetrics(this.events, this.registry, () => this.streams.active);
-    this.activity = new ClientActivity(this.events);
+    this.activity = new ClientActivity(
+      this.events,
+      (name) => this.registry.lookup(name) !== undefined,
+    );
 
     const timeouts = { ...DEFAULT_PROXY_TIMEOUTS, ...options.timeouts };
     const serverOptions: http.ServerOptions = {

@@ -21,49 +21,75 @@ export interface RecentError extends LastScrape {
   reason: string;
 }
 
-interface SessionActivity {
+interface NameActivity {
   last: LastScrape | undefined;
   bytes: number;
   /** Per 10 s bucket: its start (ms since epoch), ok and failed scrapes. */
   buckets: Array<{ start: number; ok: number; failed: number }>;
+  /** When the last client serving the name left; undefined while one serves it. */
+  departedAt: number | undefined;
 }
 
 /**
  * What the status page shows about each connected client: its last scrape, scrapes in the
- * last five minutes and bytes relayed, plus the latest errors. Bounded memory: a fixed
- * number of buckets per connected session, and a fixed-size error list.
+ * last five minutes and bytes relayed, plus the latest errors. Kept per name, so a client
+ * that reconnects keeps its counts; a name no client serves is forgotten once its window
+ * has passed. Bounded memory: a fixed number of buckets per name of the last five minutes,
+ * and a fixed-size error list.
  */
 export class ClientActivity {
-  private readonly sessions = new Map<string, SessionActivity>();
+  private readonly names = new Map<string, NameActivity>();
   private readonly errors: RecentError[] = [];
 
+  /** `served(name)`: whether a live client serves the name now. */
   constructor(
     events: ProxyEvents,
+    served: (name: string) => boolean,
     private readonly now: () => number = Date.now,
   ) {
-    events.on('tunnelConnected', (session) => this.sessions.set(session.id, emptyActivity()));
-    events.on('tunnelDisconnected', (session) => this.sessions.delete(session.id));
+    events.on('tunnelConnected', (session) => {
+      this.prune();
+      for (const name of session.registration.names) {
+        const activity = this.names.get(name);
+        if (activity) activity.departedAt = undefined;
+        else this.names.set(name, emptyActivity());
+      }
+    });
+    events.on('tunnelDisconnected', (session) => {
+      for (const name of session.registration.names) {
+        const activity = this.names.get(name);
+        if (activity && !served(name)) activity.departedAt = this.now();
+      }
+    });
     events.on('scrapeFinished', (info) => this.record(info));
     events.on('connectFinished', (info) => this.record(info));
   }
 
-  last(sessionId: string): LastScrape | undefined {
-    return this.sessions.get(sessionId)?.last;
+  /** The latest scrape of any of these names. */
+  last(names: readonly string[]): LastScrape | undefined {
+    let latest: LastScrape | undefined;
+    for (const name of names) {
+      const last = this.names.get(name)?.last;
+      if (last && (!latest || last.at > latest.at)) latest = last;
+    }
+    return latest;
   }
 
-  bytes(sessionId: string): number {
-    return this.sessions.get(sessionId)?.bytes ?? 0;
+  bytes(names: readonly string[]): number {
+    return names.reduce((sum, name) => sum + (this.names.get(name)?.bytes ?? 0), 0);
   }
 
-  /** Scrapes that ended ok and otherwise in the last five minutes. */
-  recent(sessionId: string): { ok: number; failed: number } {
+  /** Scrapes of these names that ended ok and otherwise in the last five minutes. */
+  recent(names: readonly string[]): { ok: number; failed: number } {
     const since = this.now() - WINDOW_MS;
     let ok = 0;
     let failed = 0;
-    for (const bucket of this.sessions.get(sessionId)?.buckets ?? []) {
-      if (bucket.start + BUCKET_MS <= since) continue;
-      ok += bucket.ok;
-      failed += bucket.failed;
+    for (const name of names) {
+      for (const bucket of this.names.get(name)?.buckets ?? []) {
+        if (bucket.start + BUCKET_MS <= since) continue;
+        ok += bucket.ok;
+        failed += bucket.failed;
+      }
     }
     return { ok, failed };
   }
@@ -71,6 +97,16 @@ export class ClientActivity {
   /** The latest failed scrapes, newest first. */
   recentErrors(): RecentError[] {
     return [...this.errors].reverse();
+  }
+
+  /** Names no client has served for a whole window have nothing left to show. */
+  private prune(): void {
+    const before = this.now() - WINDOW_MS;
+    for (const [name, activity] of this.names) {
+      if (activity.departedAt !== undefined && activity.departedAt <= before) {
+        this.names.delete(name);
+      }
+    }
   }
 
   private record(info: ScrapeFinished): void {
@@ -92,7 +128,8 @@ export class ClientActivity {
       });
       if (this.errors.length > MAX_RECENT_ERRORS) this.errors.shift();
     }
-    const activity = info.sessionId ? this.sessions.get(info.sessionId) : undefined;
+    // Only scrapes that reached a client: unknown names must not take memory.
+    const activity = info.sessionId ? this.names.get(info.name) : undefined;
     if (!activity) return;
     activity.last = scrape;
     activity.bytes += info.bytes;
@@ -108,6 +145,6 @@ export class ClientActivity {
   }
 }
 
-function emptyActivity(): SessionActivity {
-  return { last: undefined, bytes: 0, buckets: [] };
+function emptyActivity(): NameActivity {
+  return { last: undefined, bytes: 0, buckets: [], departedAt: undefined };
 }

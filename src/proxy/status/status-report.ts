@@ -33,7 +33,8 @@ export function statusReport(
   startedAt: Date,
 ): StatusReport {
   const clients = registry.all().map((session): ClientStatus => {
-    const last = activity.last(session.id);
+    const names = session.registration.names;
+    const last = activity.last(names);
     return {
       id: session.id,
       names: session.registration.names,
@@ -45,8 +46,8 @@ export function statusReport(
       clientVersion: session.registration.version,
       ports: session.registration.ports,
       lastScrape: last ? { ...last, at: last.at.toISOString() } : null,
-      last5m: activity.recent(session.id),
-      bytesRelayed: activity.bytes(session.id),
+      last5m: activity.recent(names),
+      bytesRelayed: activity.bytes(names),
     };
   });
   clients.sort((a, b) => (a.names[0] ?? '').localeCompare(b.names[0] ?? ''));
