@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { createTestCa, type TestCa } from '../test/helpers/tls-fixtures.js';
@@ -15,6 +16,8 @@ import { buildSingleFile } from './helpers/single-file.js';
 
 interface Job {
   job_name: string;
+  scheme?: string;
+  basic_auth?: { username: string; password: string };
   honor_labels?: boolean;
   metrics_path?: string;
   params?: Record<string, string[]>;
@@ -23,6 +26,7 @@ interface Job {
   static_configs?: Array<{ targets: string[] }>;
   http_sd_configs?: Array<{
     url: string;
+    refresh_interval?: string;
     basic_auth?: { username: string; password: string };
     tls_config?: { ca_file: string };
   }>;
@@ -32,6 +36,31 @@ interface Job {
 interface PrometheusYaml {
   global?: { external_labels?: Record<string, string> };
   scrape_configs: Job[];
+  remote_read?: Array<Record<string, unknown>>;
+}
+
+const DEPLOY_DOC = fileURLToPath(new URL('../docs/deploy.md', import.meta.url));
+
+/** The fenced code blocks of a Markdown text, in order. */
+function fencedBlocks(markdown: string): Array<{ lang: string; text: string }> {
+  return [...markdown.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({
+    lang: m[1] ?? '',
+    text: m[2] ?? '',
+  }));
+}
+
+/**
+ * The arguments of the `natprox config …` command in a shell block (continued lines joined,
+ * double quotes removed, $PASSWORD as the placeholder the doc shows), or undefined.
+ */
+function configCommandIn(shell: string): string[] | undefined {
+  const line = shell
+    .replace(/\\\n\s*/g, '')
+    .split('\n')
+    .find((l) => l.startsWith('natprox config '));
+  if (!line) return undefined;
+  const words = line.replaceAll('$PASSWORD', 'PASSWORD').match(/"[^"]*"|\S+/g) ?? [];
+  return words.slice(1).map((word) => word.replace(/^"(.*)"$/, '$1'));
 }
 
 describe('natprox config', () => {
@@ -73,7 +102,7 @@ describe('natprox config', () => {
     }
   }
 
-  it('prometheus: the federate job and the /clients http_sd job pass promtool', () => {
+  it('prometheus: federate, the proxy job, the http_sd job and remote_read pass promtool', () => {
     assert.ok(ca);
     const { code, stdout, stderr } = natprox([
       'config',
@@ -92,12 +121,15 @@ describe('natprox config', () => {
       '{__name__=~"home:.+"}',
       '--ca-file',
       ca.certFile,
+      '--label',
+      'location=home',
       '--http-sd',
+      '--remote-read',
     ]);
     assert.equal(code, 0, stderr);
     promtoolAccepts(stdout, 'vps-full');
     const config = parse(stdout) as PrometheusYaml;
-    const [federate, sd] = config.scrape_configs;
+    const [federate, proxyJob, sd] = config.scrape_configs;
     assert.deepEqual(federate, {
       job_name: 'federate',
       honor_labels: true,
@@ -105,20 +137,70 @@ describe('natprox config', () => {
       params: { 'match[]': ['{job="node"}', '{__name__=~"home:.+"}'] },
       proxy_url: 'https://prometheus:s3cr%40t@vps.example:8443/',
       tls_config: { ca_file: ca.certFile },
-      static_configs: [{ targets: ['raspberrypi:9090', 'home-2:9090'] }],
+      // Target labels: up{job="federate"} carries the site's label, not only the series.
+      static_configs: [
+        { targets: ['raspberrypi:9090', 'home-2:9090'], labels: { location: 'home' } },
+      ],
+    });
+    assert.deepEqual(proxyJob, {
+      job_name: 'natprox-proxy',
+      scheme: 'https',
+      basic_auth: { username: 'prometheus', password: 's3cr@t' },
+      tls_config: { ca_file: ca.certFile },
+      static_configs: [{ targets: ['vps.example:8443'] }],
     });
     assert.equal(sd?.job_name, 'natprox');
     assert.equal(sd?.proxy_url, 'https://prometheus:s3cr%40t@vps.example:8443/');
     assert.deepEqual(sd?.http_sd_configs, [
       {
         url: 'https://vps.example:8443/clients',
+        refresh_interval: '5s',
         basic_auth: { username: 'prometheus', password: 's3cr@t' },
         tls_config: { ca_file: ca.certFile },
       },
     ]);
+    // The federated names are left out: their series would be stored twice.
     assert.deepEqual(sd?.relabel_configs, [
-      { source_labels: ['__address__'], regex: '.+:9090', action: 'drop' },
+      { source_labels: ['__meta_natprox_name'], regex: 'raspberrypi|home-2', action: 'drop' },
     ]);
+    assert.deepEqual(config.remote_read, [
+      {
+        url: 'http://raspberrypi:9090/api/v1/read',
+        proxy_url: 'https://prometheus:s3cr%40t@vps.example:8443/',
+        read_recent: true,
+        tls_config: { ca_file: ca.certFile },
+      },
+      {
+        url: 'http://home-2:9090/api/v1/read',
+        proxy_url: 'https://prometheus:s3cr%40t@vps.example:8443/',
+        read_recent: true,
+        tls_config: { ca_file: ca.certFile },
+      },
+    ]);
+  });
+
+  it('prometheus: --operator sets the credentials of /clients and the proxy job', () => {
+    const { code, stdout, stderr } = natprox([
+      'config',
+      'prometheus',
+      '--proxy-url',
+      'http://prometheus:pw@127.0.0.1:8080',
+      '--name',
+      'raspberrypi',
+      '--port',
+      '9090',
+      '--operator',
+      'ops:op:pw',
+      '--http-sd',
+    ]);
+    assert.equal(code, 0, stderr);
+    promtoolAccepts(stdout, 'vps-operator');
+    const [, proxyJob, sd] = (parse(stdout) as PrometheusYaml).scrape_configs;
+    const ops = { username: 'ops', password: 'op:pw' };
+    assert.deepEqual(proxyJob?.basic_auth, ops);
+    assert.equal(proxyJob?.scheme, 'http');
+    assert.deepEqual(proxyJob?.static_configs, [{ targets: ['127.0.0.1:8080'] }]);
+    assert.deepEqual(sd?.http_sd_configs?.[0]?.basic_auth, ops);
   });
 
   it('prometheus: the minimal form passes promtool and federates {job="node"}', () => {
@@ -135,7 +217,11 @@ describe('natprox config', () => {
     assert.equal(code, 0, stderr);
     promtoolAccepts(stdout, 'vps-minimal');
     const config = parse(stdout) as PrometheusYaml;
-    assert.equal(config.scrape_configs.length, 1);
+    assert.deepEqual(
+      config.scrape_configs.map((job) => job.job_name),
+      ['federate', 'natprox-proxy'],
+    );
+    assert.equal(config.remote_read, undefined);
     assert.deepEqual(config.scrape_configs[0]?.params, { 'match[]': ['{job="node"}'] });
     assert.equal(config.scrape_configs[0]?.proxy_url, 'http://vps.example:8080/');
     assert.match(stdout, /USER:PASSWORD@/, 'says where scraper credentials go');
@@ -157,6 +243,24 @@ describe('natprox config', () => {
     assert.deepEqual(config.scrape_configs, [
       { job_name: 'node', static_configs: [{ targets: ['localhost:9100'] }] },
     ]);
+  });
+
+  it('docs/deploy.md shows exactly what each of its natprox config commands prints', () => {
+    const blocks = fencedBlocks(readFileSync(DEPLOY_DOC, 'utf8'));
+    let compared = 0;
+    blocks.forEach((block, i) => {
+      const command = block.lang === 'sh' ? configCommandIn(block.text) : undefined;
+      if (!command) return;
+      const shown = blocks[i + 1];
+      assert.equal(shown?.lang, 'yaml', `the block after "${command.join(' ')}" is its output`);
+      const { code, stdout, stderr } = natprox(command);
+      assert.equal(code, 0, stderr);
+      // The header comments explain; the doc explains in prose instead.
+      const printed = stdout.replace(/^(#.*\n)+/, '');
+      assert.equal(shown?.text, printed, `docs/deploy.md's output of ${command.join(' ')}`);
+      compared += 1;
+    });
+    assert.ok(compared >= 2, `compared ${compared} commands (the VPS and the home config)`);
   });
 
   it('says what is wrong, with exit code 2, for bad or missing flags', () => {
@@ -191,6 +295,36 @@ describe('natprox config', () => {
           '99999',
         ],
         /--port: expected a port between 1 and 65535/,
+      ],
+      [
+        [
+          'config',
+          'prometheus',
+          '--proxy-url',
+          'http://vps:8080',
+          '--name',
+          'pi',
+          '--port',
+          '9090',
+          '--label',
+          'instance=x',
+        ],
+        /"instance" is set by Prometheus for each target/,
+      ],
+      [
+        [
+          'config',
+          'prometheus',
+          '--proxy-url',
+          'http://vps:8080',
+          '--name',
+          'pi',
+          '--port',
+          '9090',
+          '--operator',
+          'ops',
+        ],
+        /--operator: expected USER:PASSWORD/,
       ],
       [['config', 'home'], /--label is required/],
       [['config', 'home', '--label', '__x=1'], /not a valid label name/],

@@ -34,10 +34,14 @@ function prometheusConfig(args: string[]): number {
     name: { type: 'string', multiple: true },
     port: { type: 'string' },
     match: { type: 'string', multiple: true },
+    label: { type: 'string', multiple: true },
     'http-sd': { type: 'boolean' },
+    'remote-read': { type: 'boolean' },
+    operator: { type: 'string' },
     'ca-file': { type: 'string' },
     job: { type: 'string' },
     'sd-job': { type: 'string' },
+    'proxy-job': { type: 'string' },
   });
   if (flags.help) {
     process.stdout.write(CONFIG_HELP);
@@ -65,10 +69,14 @@ function prometheusConfig(args: string[]): number {
       names,
       port,
       matches,
+      labels: parseLabels(flags.label ?? [], ['job', 'instance']),
       jobName: jobName('--job', flags.job ?? 'federate'),
+      operator: parseOperator(flags.operator),
       caFile: flags['ca-file'],
       httpSd: flags['http-sd'] === true,
       sdJobName: jobName('--sd-job', flags['sd-job'] ?? 'natprox'),
+      proxyJobName: jobName('--proxy-job', flags['proxy-job'] ?? 'natprox-proxy'),
+      remoteRead: flags['remote-read'] === true,
     }),
   );
   return 0;
@@ -91,15 +99,7 @@ function homeConfig(args: string[]): number {
       "--label is required: the external label that marks this site's series, e.g. --label location=home",
     );
   }
-  const externalLabels: Record<string, string> = {};
-  for (const text of labels) {
-    const eq = text.indexOf('=');
-    if (eq <= 0) throw usage(`--label: expected KEY=VALUE, got "${text}"`);
-    const key = text.slice(0, eq);
-    const problem = validateLabelName(key);
-    if (problem) throw usage(`--label: ${problem}`);
-    externalLabels[key] = text.slice(eq + 1);
-  }
+  const externalLabels = parseLabels(labels, []);
   const nodeExporter = flags['node-exporter'] ?? 'localhost:9100';
   const parsed = parseHostPort(nodeExporter);
   if (typeof parsed === 'string' || parsed.port === 0) {
@@ -115,6 +115,38 @@ function homeConfig(args: string[]): number {
     }),
   );
   return 0;
+}
+
+/** KEY=VALUE flags; `reserved` names the labels Prometheus sets itself for a target. */
+function parseLabels(texts: string[], reserved: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const text of texts) {
+    const eq = text.indexOf('=');
+    if (eq <= 0) throw usage(`--label: expected KEY=VALUE, got "${text}"`);
+    const key = text.slice(0, eq);
+    const problem = validateLabelName(key);
+    if (problem) throw usage(`--label: ${problem}`);
+    if (reserved.includes(key)) {
+      throw usage(
+        `--label: "${key}" is set by Prometheus for each target; use a label of your own, e.g. location=home`,
+      );
+    }
+    labels[key] = text.slice(eq + 1);
+  }
+  return labels;
+}
+
+function parseOperator(
+  text: string | undefined,
+): { username: string; password: string } | undefined {
+  if (text === undefined) return undefined;
+  const colon = text.indexOf(':');
+  if (colon <= 0 || colon === text.length - 1) {
+    throw usage(
+      '--operator: expected USER:PASSWORD, the credentials of an operators: entry of the proxy',
+    );
+  }
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
 function parseProxyUrl(text: string | undefined): URL {

@@ -156,29 +156,39 @@ Prints a new random client token (256 bits, base64url) and the token_sha256 line
 under "clients:" in the proxy's config. Give the token to the client in --token-file.
 `;
 
-export const CONFIG_HELP = `Usage: natprox config prometheus --proxy-url URL --name NAME --port PORT [--match SELECTOR …] [--http-sd]
+export const CONFIG_HELP = `Usage: natprox config prometheus --proxy-url URL --name NAME --port PORT [--label KEY=VALUE …]
+                                [--match SELECTOR …] [--http-sd] [--remote-read]
        natprox config home --label KEY=VALUE [--node-exporter HOST:PORT]
 
 Prints Prometheus configuration for the reference deployment. Each output is a complete
 prometheus.yml (promtool check config accepts it as it is); to add it to an existing
-prometheus.yml, copy its scrape_configs: entries (and, for home, global.external_labels).
+prometheus.yml, copy its scrape_configs: entries (and remote_read:, global.external_labels).
 
-natprox config prometheus — the scrape jobs of the public (VPS) Prometheus:
+natprox config prometheus — the public (VPS) Prometheus:
   a job "federate" that pulls the home Prometheus's /federate through the proxy
-  (honor_labels, match[] selectors, proxy_url, one target NAME:PORT per --name).
+  (honor_labels, match[] selectors, proxy_url, one target NAME:PORT per --name), and a job
+  "natprox-proxy" that scrapes the proxy's own /metrics (for the natprox dashboard).
   --proxy-url URL        the proxy as the VPS Prometheus reaches it, with the scraper
                          credentials: https://USER:PASSWORD@vps.example:8443 (required)
   --name NAME            the name the natprox client registers, repeatable (required)
   --port PORT            the home Prometheus's port on the client's side, e.g. 9090 (required)
+  --label KEY=VALUE      a target label of the federate job, repeatable: the site's
+                         external label (location=home), so up{job="federate"} carries it
   --match SELECTOR       a match[] selector, repeatable (default {job="node"})
-  --http-sd              also a job "natprox" that discovers every client and port from the
-                         proxy's /clients (http_sd_configs, with the same credentials: the
-                         operators default to the scrapers) and scrapes /metrics of each
-                         port but --port (node_exporter …) directly through the proxy
+  --http-sd              also a job "natprox" that discovers clients from the proxy's
+                         /clients (http_sd_configs, refreshed every 5 s) and scrapes each
+                         port directly through the proxy, leaving out the --name clients
+                         (federation brings their series already)
+  --remote-read          also remote_read of each home Prometheus through the proxy, so
+                         queries over an outage of the home link return the home's samples
+                         (the client needs --allow 'POST PORT/api/v1/read')
+  --operator USER:PASS   credentials for /clients and /metrics when the proxy has operators:
+                         (default: the scraper credentials of --proxy-url)
   --ca-file FILE         the CA that signed the proxy's certificate, when it is not public
                          (tls_config.ca_file)
   --job NAME             name of the federate job (default federate)
   --sd-job NAME          name of the --http-sd job (default natprox)
+  --proxy-job NAME       name of the proxy's /metrics job (default natprox-proxy)
 
 natprox config home — the home Prometheus: global.external_labels, which mark every series
 the VPS federates (e.g. location="home"), and a job "node" scraping node_exporter.
@@ -189,5 +199,5 @@ the VPS federates (e.g. location="home"), and a job "node" scraping node_exporte
 Example:
   natprox config home --label location=home > /etc/prometheus/prometheus.yml
   natprox config prometheus --proxy-url https://prometheus:PASSWORD@vps.example:8443 \\
-    --name raspberrypi --port 9090 --http-sd
+    --name raspberrypi --port 9090 --label location=home --remote-read
 `;
