@@ -39,7 +39,10 @@ async function clientsListed(port: number, name: string): Promise<boolean> {
     labels: Record<string, string>;
   }>;
   return sd.some(
-    (group) => group.targets.includes(name) && group.labels.__meta_natprox_transport === 'pushprox',
+    (group) =>
+      group.targets.includes(name) &&
+      group.labels.__meta_natprox_transport === 'pushprox' &&
+      group.labels.__meta_natprox_connected === 'true',
   );
 }
 

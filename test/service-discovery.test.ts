@@ -1,8 +1,21 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { ClientSession, Transport } from '../src/proxy/client-session.js';
-import { targetGroups } from '../src/proxy/service-discovery.js';
+import { ProxyEvents } from '../src/proxy/proxy-events.js';
+import {
+  DisconnectedTargets,
+  targetGroups,
+  type TargetGroup,
+} from '../src/proxy/service-discovery.js';
 import { SessionRegistry } from '../src/proxy/session-registry.js';
+import {
+  eventually,
+  getOrigin,
+  scrapeThrough,
+  startClient,
+  startProxy,
+  startTarget,
+} from './helpers/loopback.js';
 
 /** The smallest ClientSession: plain data plus close/onClose; it cannot scrape. */
 class FakeSession implements ClientSession {
@@ -75,6 +88,7 @@ describe('targetGroups', () => {
           __meta_natprox_name: 'home-1',
           __meta_natprox_transport: 'native',
           __meta_natprox_remote_address: '198.51.100.1',
+          __meta_natprox_connected: 'true',
         },
       },
       {
@@ -83,6 +97,7 @@ describe('targetGroups', () => {
           __meta_natprox_name: 'office',
           __meta_natprox_transport: 'pushprox',
           __meta_natprox_remote_address: '192.0.2.9',
+          __meta_natprox_connected: 'true',
         },
       },
       {
@@ -92,6 +107,7 @@ describe('targetGroups', () => {
           __meta_natprox_name: 'raspberrypi',
           __meta_natprox_transport: 'native',
           __meta_natprox_remote_address: '198.51.100.1',
+          __meta_natprox_connected: 'true',
         },
       },
     ]);
@@ -109,6 +125,7 @@ describe('targetGroups', () => {
           __meta_natprox_name: 'pi',
           __meta_natprox_transport: 'native',
           __meta_natprox_remote_address: '10.0.0.2',
+          __meta_natprox_connected: 'true',
         },
       },
     ]);
@@ -230,5 +247,89 @@ describe('SessionRegistry', () => {
       registry.servedNames().map((entry) => entry.name),
       ['alpha', 'mid', 'zeta'],
     );
+  });
+});
+
+describe('DisconnectedTargets: /clients keeps a departed name, so up goes 0', () => {
+  function setUp(maxNames = 10) {
+    let now = 0;
+    const events = new ProxyEvents();
+    const registry = new SessionRegistry();
+    const disconnected = new DisconnectedTargets(events, registry, {
+      retentionMs: 1000,
+      maxNames,
+      now: () => now,
+    });
+    const connect = (s: FakeSession) => {
+      registry.add(s);
+      events.emit('tunnelConnected', s);
+    };
+    const disconnect = (s: FakeSession) => {
+      s.close('gone');
+      events.emit('tunnelDisconnected', s, 'gone');
+    };
+    const listed = () =>
+      targetGroups(registry, disconnected).map(
+        (g) => `${g.targets.join(',')} ${g.labels.__meta_natprox_connected}`,
+      );
+    return { connect, disconnect, listed, advance: (ms: number) => (now += ms) };
+  }
+
+  it('lists a departed name as not connected until the retention ends', () => {
+    const { connect, disconnect, listed, advance } = setUp();
+    const pi = session('pi', ['pi'], [9100], { location: 'home' });
+    connect(pi);
+    connect(session('nas', ['nas'], [9100]));
+    disconnect(pi);
+    assert.deepEqual(listed(), ['nas:9100 true', 'pi:9100 false']);
+    advance(999);
+    assert.deepEqual(listed(), ['nas:9100 true', 'pi:9100 false']);
+    advance(1);
+    assert.deepEqual(listed(), ['nas:9100 true']);
+  });
+
+  it('a client that comes back is listed once, as connected', () => {
+    const { connect, disconnect, listed } = setUp();
+    disconnect(session('pi', ['pi']));
+    connect(session('pi-again', ['pi'], [9100, 9090]));
+    assert.deepEqual(listed(), ['pi:9100,pi:9090 true']);
+  });
+
+  it('a name another live session still serves is not departed', () => {
+    const { connect, disconnect, listed } = setUp();
+    const old = session('old', ['pi']);
+    connect(old);
+    connect(session('new', ['pi']));
+    disconnect(old);
+    assert.deepEqual(listed(), ['pi:9100 true']);
+  });
+
+  it('keeps at most maxNames departed names, the latest', () => {
+    const { disconnect, listed } = setUp(2);
+    for (const name of ['a', 'b', 'c']) disconnect(session(name, [name]));
+    assert.deepEqual(listed(), ['b:9100 false', 'c:9100 false']);
+  });
+});
+
+describe('/clients of a real proxy after a client stops', () => {
+  it('lists it as not connected, and a scrape of it gets 503 (Prometheus: up 0)', async () => {
+    const target = await startTarget((_req, res) => res.end('up 1\n'), after);
+    const { port, url } = await startProxy(after);
+    const client = await startClient(after, {
+      proxyUrl: new URL(url),
+      names: ['home-pi'],
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    const groups = async () =>
+      JSON.parse((await getOrigin(port, '/clients')).body) as TargetGroup[];
+    assert.equal((await groups())[0]?.labels.__meta_natprox_connected, 'true');
+    await client.stop(0);
+    await eventually(
+      async () => (await groups())[0]?.labels.__meta_natprox_connected === 'false',
+      3000,
+      'home-pi listed as not connected',
+    );
+    assert.deepEqual((await groups())[0]?.targets, [`home-pi:${target.port}`]);
+    assert.equal((await scrapeThrough(port, `http://home-pi:${target.port}/metrics`)).status, 503);
   });
 });

@@ -1,24 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy/proxy-events.js';
+import {
+  DEFAULT_DEPARTED_RETENTION,
+  DepartedNames,
+  type DepartedRetention,
+} from '../proxy/departed-names.js';
 import type { SessionRegistry } from '../proxy/session-registry.js';
-
-/** How long a name's counters outlive its last client, and how many such names are kept. */
-export interface DepartedRetention {
-  retentionMs: number;
-  maxNames: number;
-  now: () => number;
-}
-
-/**
- * An hour: a client that reconnects within it continues its counters (rate() and
- * increase() see the reconnect instead of a new series), and dashboards over the last hour
- * still show a client that left. Bounded in count, so made-up names cannot grow it.
- */
-export const DEFAULT_DEPARTED_RETENTION: DepartedRetention = {
-  retentionMs: 60 * 60_000,
-  maxNames: 1000,
-  now: Date.now,
-};
 
 /**
  * Per-client series on the proxy, labelled by the registered name, for dashboards that
@@ -32,28 +19,18 @@ export function registerPerClientMetrics(
   sessions: SessionRegistry,
   retention: DepartedRetention = DEFAULT_DEPARTED_RETENTION,
 ): void {
-  /** Names no client serves now, with when the last one left; oldest first. */
-  const departed = new Map<string, number>();
-  const forget = (name: string): void => {
-    departed.delete(name);
+  const departed = new DepartedNames<undefined>(retention, (name) => {
     bytes.remove({ name });
     connects.remove({ name });
     for (const outcome of SCRAPE_OUTCOMES) scrapes.remove({ name, outcome });
-  };
-  const prune = (): void => {
-    const oldest = retention.now() - retention.retentionMs;
-    for (const [name, leftAt] of departed) {
-      if (leftAt > oldest && departed.size <= retention.maxNames) break;
-      forget(name);
-    }
-  };
+  });
   new Gauge({
     name: 'natprox_client_connected',
     help: 'One series per name a connected client serves (value 1), with its transport.',
     labelNames: ['name', 'transport'],
     registers: [registry],
     collect() {
-      prune();
+      departed.prune();
       this.reset();
       for (const { name, session } of sessions.servedNames()) {
         this.set({ name, transport: session.transport }, 1);
@@ -109,11 +86,7 @@ export function registerPerClientMetrics(
   });
   events.on('tunnelDisconnected', (session) => {
     for (const name of session.registration.names) {
-      if (sessions.lookup(name)) continue;
-      // Re-inserted so the map stays ordered by departure.
-      departed.delete(name);
-      departed.set(name, retention.now());
+      if (!sessions.lookup(name)) departed.add(name, undefined);
     }
-    prune();
   });
 }

@@ -19,7 +19,7 @@ import { sendJson, sendText } from './plain-response.js';
 import { ProxyEvents } from './proxy-events.js';
 import { hostNameOf, hostOf, isOperatorHost } from './request-host.js';
 import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
-import { targetGroups } from './service-discovery.js';
+import { DisconnectedTargets, targetGroups } from './service-discovery.js';
 import { SessionRegistry } from './session-registry.js';
 import { ClientActivity } from './status/client-activity.js';
 import { serveStatusPage } from './status/serve-status-page.js';
@@ -117,6 +117,7 @@ export class NatproxProxy {
   private limits: ProxyLimits;
   private draining = false;
   private readonly activity: ClientActivity;
+  private readonly disconnected: DisconnectedTargets;
   private readonly startedAt = new Date();
 
   constructor(options: ProxyOptions) {
@@ -156,6 +157,7 @@ export class NatproxProxy {
       timings: options.longPoll,
     });
     this.metrics = createProxyMetrics(this.events, this.registry, () => this.streams.active);
+    this.disconnected = new DisconnectedTargets(this.events, this.registry);
     this.activity = new ClientActivity(
       this.events,
       (name) => this.registry.lookup(name) !== undefined,
@@ -371,7 +373,7 @@ export class NatproxProxy {
 
   private serveOperator(path: string, req: IncomingMessage, res: ServerResponse): void {
     if (path === '/clients') {
-      sendJson(res, 200, targetGroups(this.registry));
+      sendJson(res, 200, targetGroups(this.registry, this.disconnected));
     } else if (path === '/metrics') {
       this.metrics.metrics().then(
         (text) => {
