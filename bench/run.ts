@@ -21,6 +21,7 @@ import { deadPeer } from './scenarios/dead-peer.js';
 import { failFast } from './scenarios/fail-fast.js';
 import { fleet } from './scenarios/fleet.js';
 import { floor } from './scenarios/floor.js';
+import { herd } from './scenarios/herd.js';
 import { latency } from './scenarios/latency.js';
 import { multiProxy } from './scenarios/multi-proxy.js';
 import { throughput } from './scenarios/throughput.js';
@@ -30,6 +31,7 @@ const SCENARIOS: Record<string, Scenario> = {
   throughput,
   body,
   fleet,
+  herd,
   'fail-fast': failFast,
   'dead-peer': deadPeer,
   'multi-proxy': multiProxy,

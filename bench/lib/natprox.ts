@@ -11,6 +11,8 @@ export interface ProxyProcess extends Spawned {
 }
 
 export interface ProxyStart {
+  /** HOST:PORT to listen on (default an ephemeral loopback port). */
+  listen?: string;
   /** Written as the --config file (JSON is YAML). */
   config?: Record<string, unknown>;
   heartbeatInterval?: string;
@@ -43,7 +45,7 @@ function profArgs(dir: string | undefined, role: string): string[] {
 }
 
 export async function startProxy(options: ProxyStart = {}): Promise<ProxyProcess> {
-  const args = ['proxy', '--listen', '127.0.0.1:0', '--shutdown-grace', '500ms'];
+  const args = ['proxy', '--listen', options.listen ?? '127.0.0.1:0', '--shutdown-grace', '500ms'];
   if (options.config) args.push('--config', configFile(options.config));
   if (options.heartbeatInterval) args.push('--heartbeat-interval', options.heartbeatInterval);
   const spawned = spawnNatprox(args, profArgs(options.cpuProfDir, 'proxy'));
