@@ -7,7 +7,10 @@
  *                         ▲ /federate
  *   natprox client "raspberrypi" (allows only those two ports) ══TLS══▶ natprox proxy
  *                                                                          ▲ proxy_url
- *   VPS Prometheus: job "federate" (as a user writes it) and job "node-via-natprox" (http_sd)
+ *   natprox client "attic" (a site without a Prometheus: node_exporter only)
+ *   VPS Prometheus: exactly what `natprox config prometheus … --http-sd` prints: job
+ *   "federate", job "natprox-proxy" (the proxy's /metrics) and job "natprox" (http_sd, which
+ *   scrapes attic and leaves the federated raspberrypi out)
  *
  * Assertions go through the VPS Prometheus's query API; `up` timing is checked on the raw
  * samples' timestamps (the start of each scrape), so polling latency cannot blur it.
@@ -31,6 +34,8 @@ import { buildSingleFile, startSingleFile } from './helpers/single-file.js';
 /** The VPS Prometheus's scrape interval; the home one scrapes node_exporter every second. */
 const INTERVAL_MS = 2000;
 const NAME = 'raspberrypi';
+/** A second site without a home Prometheus, scraped through the http_sd job. */
+const ATTIC = 'attic';
 /** How long before a scheduled scrape the proxy restart begins (see that test). */
 const PROXY_RESTART_LEAD_MS = 250;
 
@@ -50,6 +55,7 @@ describe('reference deployment: home metrics federated to a VPS Prometheus throu
   let proxy: RunningProcess;
   let client: RunningProcess;
   let clientArgs: string[] = [];
+  let attic: RunningProcess | undefined;
   let proxyArgs: string[] = [];
   const scraperPassword = secret();
   const operatorPassword = secret();
@@ -147,7 +153,7 @@ describe('reference deployment: home metrics federated to a VPS Prometheus throu
         stringify({
           listen: `127.0.0.1:${ports.proxy}`,
           tls: { cert_file: proxyCert.certFile, key_file: proxyCert.keyFile },
-          clients: [{ names: [NAME], token_sha256: sha256(token) }],
+          clients: [{ names: [NAME, ATTIC], token_sha256: sha256(token) }],
           scrapers: [{ username: 'prometheus', password_sha256: sha256(scraperPassword) }],
           operators: [{ username: 'sd', password_sha256: sha256(operatorPassword) }],
         }),
@@ -179,57 +185,56 @@ describe('reference deployment: home metrics federated to a VPS Prometheus throu
       client = startClient();
       await client.waitForLine(/tunnel connected/, 10_000);
 
-      // The VPS Prometheus: the federate job exactly as a user writes it, and a job that
-      // scrapes node_exporter through the proxy, discovered from the proxy's /clients.
+      // A second site: only node_exporter, with its own location label.
+      attic = startSingleFile(group, 'natprox client attic', bundle, [
+        ...clientArgs.slice(0, clientArgs.indexOf('--name')),
+        '--name',
+        ATTIC,
+        '--allow',
+        String(ports.node),
+        '--label',
+        'location=attic',
+        '--shutdown-grace',
+        '1s',
+      ]);
+      await attic.waitForLine(/tunnel connected/, 10_000);
+
+      // The VPS Prometheus: exactly what `natprox config prometheus` prints, with a shorter
+      // scrape interval for the test.
+      const vpsYaml = execFileSync(
+        process.execPath,
+        [
+          bundle,
+          'config',
+          'prometheus',
+          '--proxy-url',
+          `https://prometheus:${scraperPassword}@localhost:${ports.proxy}`,
+          '--name',
+          NAME,
+          '--port',
+          String(home.port),
+          '--label',
+          'location=home',
+          '--operator',
+          `sd:${operatorPassword}`,
+          '--ca-file',
+          ca.certFile,
+          '--http-sd',
+        ],
+        { encoding: 'utf8' },
+      );
+      const vpsConfig = parse(vpsYaml) as Record<string, unknown>;
+      vpsConfig.global = {
+        scrape_interval: `${INTERVAL_MS / 1000}s`,
+        scrape_timeout: `${INTERVAL_MS / 1000}s`,
+        evaluation_interval: `${INTERVAL_MS / 1000}s`,
+      };
       vps = await startPrometheus(
         group,
         'VPS Prometheus',
         bin.prometheus,
         join(dir, 'vps'),
-        `global:
-  scrape_interval: ${INTERVAL_MS / 1000}s
-  scrape_timeout: ${INTERVAL_MS / 1000}s
-  evaluation_interval: ${INTERVAL_MS / 1000}s
-
-scrape_configs:
-  - job_name: federate
-    honor_labels: true
-    metrics_path: /federate
-    params:
-      match[]: ['{job="node"}']
-    proxy_url: https://prometheus:${scraperPassword}@localhost:${ports.proxy}/
-    tls_config:
-      ca_file: ${ca.certFile}
-    static_configs:
-      - targets: ['${NAME}:${home.port}']
-
-  - job_name: node-via-natprox
-    proxy_url: https://prometheus:${scraperPassword}@localhost:${ports.proxy}/
-    tls_config:
-      ca_file: ${ca.certFile}
-    http_sd_configs:
-      - url: https://localhost:${ports.proxy}/clients
-        refresh_interval: 2s
-        basic_auth:
-          username: sd
-          password: ${operatorPassword}
-        tls_config:
-          ca_file: ${ca.certFile}
-    relabel_configs:
-      - source_labels: [__address__]
-        regex: '${NAME}:${ports.node}'
-        action: keep
-
-  - job_name: natprox
-    scheme: https
-    tls_config:
-      ca_file: ${ca.certFile}
-    basic_auth:
-      username: sd
-      password: ${operatorPassword}
-    static_configs:
-      - targets: ['localhost:${ports.proxy}']
-`,
+        stringify(vpsConfig),
       );
     });
   });
@@ -343,18 +348,28 @@ scrape_configs:
       await waitUp('federate', 1, 10_000);
     }));
 
-  it('scrapes node_exporter directly through the proxy, discovered from /clients (http_sd)', () =>
+  it('the http_sd job scrapes the site federation does not cover, and stores no home series twice', () =>
     step(async () => {
       const server = vpsServer();
-      await waitUp('node-via-natprox', 1, 20_000);
+      await waitUp('natprox', 1, 20_000);
       const series = await server.waitFor(
-        'node_exporter_build_info{job="node-via-natprox"}',
+        'node_exporter_build_info{job="natprox"}',
         (found) => (found.length > 0 ? found : undefined),
         10_000,
         'node_exporter_build_info scraped through the proxy',
       );
-      assert.equal(series[0]?.labels.instance, `${NAME}:${ports.node}`);
-      assert.equal(series[0]?.labels.location, 'home', 'the client label from /clients');
+      assert.deepEqual(
+        series.map((s) => [s.labels.instance, s.labels.location]),
+        [[`${ATTIC}:${ports.node}`, 'attic']],
+        'only attic, with the client label from /clients',
+      );
+      // raspberrypi's series come by federation only: one node_exporter_build_info, not two.
+      const home = await server.query('node_exporter_build_info{location="home"}');
+      assert.deepEqual(
+        home.map((s) => s.labels.job),
+        ['node'],
+      );
+      assert.deepEqual(await server.query(`up{instance=~"${NAME}:.*", job="natprox"}`), []);
     }));
 
   it('refuses scrapes of a port the client does not allow (403)', () =>
@@ -369,28 +384,31 @@ scrape_configs:
       assert.equal(status, 403);
     }));
 
-  it("every Grafana panel's PromQL parses on the VPS Prometheus; the node panels return data", () =>
+  it('every panel of both Grafana dashboards shows data, for "All" and for one chosen site', () =>
     step(async () => {
       const server = vpsServer();
       // Two VPS scrape intervals at least, so rate() over the window has two samples.
       const window = `${(INTERVAL_MS * 4) / 1000}s`;
-      await waitUp('natprox', 1, 20_000);
-      for (const file of DASHBOARDS) {
-        const needsData = file.endsWith('home-network.json');
-        for (const { panel, expr } of dashboardQueries(file, window)) {
-          const what = `${file.split('/').pop()} / ${panel}: ${expr}`;
-          if (!needsData) {
-            await server.query(expr).catch((err: unknown) => {
-              throw new Error(`${what}: ${String(err)}`);
-            });
-            continue;
+      await waitUp('natprox-proxy', 1, 20_000);
+      const choices: Array<[string, Record<string, string>]> = [
+        ['All', {}],
+        ['location=home', { location: 'home', client: NAME }],
+      ];
+      for (const [choice, values] of choices) {
+        for (const file of DASHBOARDS) {
+          const panels = new Map<string, string[]>();
+          for (const { panel, expr } of dashboardQueries(file, window, values)) {
+            panels.set(panel, [...(panels.get(panel) ?? []), expr]);
           }
-          await server.waitFor(
-            expr,
-            (series) => (series.length > 0 ? true : undefined),
-            20_000,
-            what,
-          );
+          for (const [panel, exprs] of panels) {
+            // A panel shows data when any of its queries returns a series.
+            await server.waitFor(
+              exprs.map((expr) => `(${expr})`).join(' or '),
+              (series) => (series.length > 0 ? true : undefined),
+              20_000,
+              `${file.split('/').pop()} / ${panel} (${choice}): ${exprs.join(' | ')}`,
+            );
+          }
         }
       }
     }));
@@ -409,6 +427,20 @@ scrape_configs:
       console.log(
         `measured (scrape interval ${seconds(INTERVAL_MS)}): client stopped → first scrape with up 0 after ${seconds(downAfterMs)}; ` +
           `client started → tunnel connected after ${seconds(connectedAfterMs)}, first scrape with up 1 after ${seconds(upAfterMs)}`,
+      );
+    }));
+
+  it("the dashboard's reconnect panel shows the client's reconnect", () =>
+    step(async () => {
+      const [reconnects] = dashboardQueries(DASHBOARDS[0] as string, '1m', {
+        client: NAME,
+      }).filter(({ panel }) => panel.startsWith('Reconnects per client'));
+      assert.ok(reconnects, 'natprox.json has a reconnect panel');
+      await vpsServer().waitFor(
+        reconnects.expr,
+        (series) => ((series[0]?.samples[0]?.value ?? 0) >= 1 ? true : undefined),
+        4 * INTERVAL_MS + 5000,
+        `${reconnects.expr} >= 1 after the client restarted`,
       );
     }));
 
@@ -442,7 +474,7 @@ scrape_configs:
         2 * INTERVAL_MS + 5000,
         'federated samples scraped after the proxy restart',
       );
-      await waitUp('node-via-natprox', 1, 2 * INTERVAL_MS + 5000);
+      await waitUp('natprox', 1, 2 * INTERVAL_MS + 5000);
     }));
 });
 

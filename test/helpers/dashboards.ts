@@ -31,14 +31,23 @@ export function readDashboard(file: string): Dashboard {
   return JSON.parse(readFileSync(file, 'utf8')) as Dashboard;
 }
 
-/** `$__rate_interval` becomes `rateWindow`; every template variable matches all values. */
-export function dashboardQueries(file: string, rateWindow = '1m'): DashboardQuery[] {
+/**
+ * `$__rate_interval` becomes `rateWindow`; each template variable becomes its value in
+ * `values` (a regex, as Grafana substitutes a chosen value), or `.*` ("All").
+ */
+export function dashboardQueries(
+  file: string,
+  rateWindow = '1m',
+  values: Record<string, string> = {},
+): DashboardQuery[] {
   const dashboard = readDashboard(file);
   return dashboard.panels.flatMap((panel) =>
     (panel.targets ?? []).map((target) => ({
       dashboard: dashboard.title,
       panel: panel.title,
-      expr: target.expr.replaceAll('$__rate_interval', rateWindow).replace(/\$[a-z_]+/g, '.*'),
+      expr: target.expr
+        .replaceAll('$__rate_interval', rateWindow)
+        .replace(/\$([a-z_]+)/g, (_match, name: string) => values[name] ?? '.*'),
     })),
   );
 }
