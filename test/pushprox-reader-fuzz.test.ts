@@ -367,8 +367,8 @@ describe('PushProx push reader: fuzzing', () => {
     let work = 0;
     const concat = Buffer.concat;
     const indexOf = Buffer.prototype.indexOf;
-    Buffer.concat = (list: readonly Uint8Array[], length?: number): Buffer => {
-      const result = concat(list, length);
+    Buffer.concat = (...args: Parameters<typeof Buffer.concat>) => {
+      const result = concat(...args);
       work += result.length;
       return result;
     };

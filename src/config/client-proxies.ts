@@ -3,6 +3,7 @@ import { createSecureContext } from 'node:tls';
 import type { ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
 import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
+import { redactUrl } from '../util/redact-url.js';
 import type { ClientFile } from './schema.js';
 
 /** The proxy flags of natprox client (and check); --proxy-url may be repeated. */
@@ -102,7 +103,7 @@ export function resolveClientProxies(
     const url = parseProxyUrl(entry.url.value, entry.url.where);
     if (seen.has(url.href)) {
       throw new ConfigError(
-        `${entry.url.where}: ${url.href} is listed twice; give each proxy once`,
+        `${entry.url.where}: ${redactUrl(url)} is listed twice; give each proxy once`,
       );
     }
     seen.add(url.href);
@@ -120,7 +121,7 @@ export function parseProxyUrl(text: string, where: string): URL {
     url = new URL(text);
   } catch {
     throw new ConfigError(
-      `${where}: "${text}" is not a URL; expected http://HOST:PORT or https://HOST (IPv6 as http://[ADDR]:PORT)`,
+      `${where}: "${redactUrl(text)}" is not a URL; expected http://HOST:PORT or https://HOST (IPv6 as http://[ADDR]:PORT)`,
     );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
