@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -193,5 +193,55 @@ describe('a token in the proxy URL is never shown', () => {
       }
     }
     assert.ok(seen.length >= 17, `looked in ${seen.length} places`);
+  });
+});
+
+describe('how secrets are kept, at start', () => {
+  let dir: string;
+  const teardowns: Array<() => unknown> = [];
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'natprox-secret-modes-'));
+  });
+  after(async () => {
+    for (const fn of teardowns.reverse()) await fn();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the client warns in its log, and natprox check on its line, about a readable token file', async () => {
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, 'a-token\n');
+    await chmod(tokenFile, 0o644);
+    const args = ['--proxy-url', `http://127.0.0.1:${await deadPort()}`, '--allow', '9100'];
+    const client = spawnNatprox(['client', ...args, '--token-file', tokenFile], (fn) =>
+      teardowns.push(fn),
+    );
+    let warning: LogRecord | undefined;
+    await eventually(
+      () =>
+        (warning = records(client).find((r) => /readable by everyone/.test(r.msg))) !== undefined,
+      10_000,
+      `the warning; output:\n${client.output()}`,
+    );
+    assert.equal(warning?.level, 40);
+    assert.match(String(warning?.msg), new RegExp(`run chmod o-r ${tokenFile}`));
+    const check = spawnNatprox(['check', ...args, '--token-file', tokenFile], (fn) =>
+      teardowns.push(fn),
+    );
+    assert.equal(await within(check.exited, 20_000, 'natprox check'), 1);
+    assert.match(check.output(), /✔ configuration: .*\n {2}→ .*readable by everyone/);
+    await chmod(tokenFile, 0o666);
+    const refused = spawnNatprox(['client', ...args, '--token-file', tokenFile], (fn) =>
+      teardowns.push(fn),
+    );
+    assert.equal(await within(refused.exited, 10_000, 'the refused client'), 2);
+    assert.match(refused.output(), new RegExp(`run chmod go-w ${tokenFile}`));
+  });
+
+  it('a proxy behind a reverse proxy (loopback, behind_reverse_proxy) refuses to run open', async () => {
+    const config = join(dir, 'proxy.yml');
+    await writeFile(config, 'listen: 127.0.0.1:0\nbehind_reverse_proxy: true\n');
+    const proxy = spawnNatprox(['proxy', '--config', config], (fn) => teardowns.push(fn));
+    assert.equal(await within(proxy.exited, 10_000, 'the proxy to exit'), 2);
+    assert.match(proxy.output(), /refusing to listen on 127\.0\.0\.1:0 behind a reverse proxy/);
   });
 });

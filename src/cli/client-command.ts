@@ -24,6 +24,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   const log = createLogger({ level });
   const client = new NatproxClient(settings.client);
   logClientEvents(client.events, log);
+  for (const warning of settings.warnings) log.warn(warning);
   let metricsServer: Server | undefined;
   if (settings.metricsListen) {
     const { host, port } = settings.metricsListen;

@@ -1,4 +1,4 @@
-import { resolveProxySettings } from '../config/proxy-settings.js';
+import { isLoopbackHost, resolveProxySettings } from '../config/proxy-settings.js';
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logProxyEvents } from '../observability/proxy-logging.js';
@@ -30,9 +30,12 @@ export async function proxyCommand(args: string[]): Promise<number> {
   logProxyEvents(proxy.events, log);
   if (settings.openToNetwork) {
     log.warn(
-      '--insecure: INSECURE, listening on a network address without client tokens or scraper credentials',
+      isLoopbackHost(settings.proxy.listen.host)
+        ? '--insecure: INSECURE, public through a reverse proxy (behind_reverse_proxy: true) without client tokens or scraper credentials'
+        : '--insecure: INSECURE, listening on a network address without client tokens or scraper credentials',
     );
   }
+  for (const warning of settings.warnings) log.warn(warning);
   if (!settings.proxy.clientGrants) {
     log.warn('no "clients:" in the config: any client may connect and register any name');
   }
@@ -41,8 +44,10 @@ export async function proxyCommand(args: string[]): Promise<number> {
   }
   process.on('SIGHUP', () => {
     try {
-      proxy.reload(resolveProxySettings(flags).proxy);
+      const reloaded = resolveProxySettings(flags);
+      proxy.reload(reloaded.proxy);
       log.info({ config: flags.config ?? null }, 'config and certificate reloaded');
+      for (const warning of reloaded.warnings) log.warn(warning);
     } catch (err) {
       log.error(
         { reason: errorMessage(err) },
