@@ -237,6 +237,41 @@ describe('how secrets are kept, at start', () => {
     assert.match(refused.output(), new RegExp(`run chmod go-w ${tokenFile}`));
   });
 
+  it('an open proxy on loopback warns once when requests arrive through a reverse proxy', async () => {
+    const guarded = join(dir, 'guarded.yml');
+    await writeFile(
+      guarded,
+      `listen: 127.0.0.1:0\nclients:\n  - names: [demo]\n    token_sha256: "${sha256('t')}"\nscrapers:\n  - bearer_sha256: "${sha256('b')}"\n`,
+    );
+    const open = spawnNatprox(['proxy', '--listen', '127.0.0.1:0'], (fn) => teardowns.push(fn));
+    const closed = spawnNatprox(['proxy', '--config', guarded], (fn) => teardowns.push(fn));
+    const forwarded = /a reverse proxy seems to make this loopback listener public/;
+    for (const [proxy, warnings] of [
+      [open, 1],
+      [closed, 0],
+    ] as const) {
+      let listening: LogRecord | undefined;
+      await eventually(
+        () => (listening = records(proxy).find((r) => r.msg === 'proxy listening')) !== undefined,
+        10_000,
+        `the proxy to listen; output:\n${proxy.output()}`,
+      );
+      const port = Number(/:(\d+)$/.exec(String(listening?.address))?.[1]);
+      await getOrigin(port, '/-/healthy', { 'x-forwarded-for': '203.0.113.7' });
+      await getOrigin(port, '/-/healthy', { forwarded: 'for=203.0.113.7' });
+      // A scrape nobody serves is logged after any warning the requests above caused.
+      await scrapeThrough(port, 'http://nobody:9100/metrics', { 'x-real-ip': '203.0.113.7' });
+      await eventually(
+        () => records(proxy).some((r) => /^scrape/.test(r.msg) && r.outcome !== undefined),
+        10_000,
+        `the scrape logged; output:\n${proxy.output()}`,
+      );
+      const found = records(proxy).filter((r) => forwarded.test(r.msg));
+      assert.equal(found.length, warnings, proxy.output());
+      if (warnings > 0) assert.equal(found[0]?.header, 'x-forwarded-for');
+    }
+  });
+
   it('a proxy behind a reverse proxy (loopback, behind_reverse_proxy) refuses to run open', async () => {
     const config = join(dir, 'proxy.yml');
     await writeFile(config, 'listen: 127.0.0.1:0\nbehind_reverse_proxy: true\n');

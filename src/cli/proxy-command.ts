@@ -2,6 +2,7 @@ import { isLoopbackHost, resolveProxySettings } from '../config/proxy-settings.j
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logProxyEvents } from '../observability/proxy-logging.js';
+import { warnWhenForwarded } from '../proxy/forwarded-hint.js';
 import { NatproxProxy } from '../proxy/proxy-server.js';
 import { PROXY_HELP } from './help.js';
 import { logLevel } from './log-level.js';
@@ -36,6 +37,15 @@ export async function proxyCommand(args: string[]): Promise<number> {
     );
   }
   for (const warning of settings.warnings) log.warn(warning);
+  const { listen, clientGrants, scrapers } = settings.proxy;
+  if (isLoopbackHost(listen.host) && !settings.openToNetwork && (!clientGrants || !scrapers)) {
+    warnWhenForwarded(proxy, (header) =>
+      log.warn(
+        { header },
+        `a request arrived with ${header}: a reverse proxy seems to make this loopback listener public, and without "clients:" or "scrapers:" anyone who reaches it may connect or scrape; add them, and set behind_reverse_proxy: true in the config`,
+      ),
+    );
+  }
   if (!settings.proxy.clientGrants) {
     log.warn('no "clients:" in the config: any client may connect and register any name');
   }
