@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
-import { readSecretFile } from './secret-file.js';
 import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
 import { redactUrl } from '../util/redact-url.js';
 import type { ClientFile } from './schema.js';
+import { readSecretFile } from './secret-file.js';
 
 /** The proxy flags of natprox client (and check); --proxy-url may be repeated. */
 export interface ClientProxyFlags {
