@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findGrant, nameMatches, type ClientGrant } from '../src/auth/client-grants.js';
 import { isAuthorized, parseAuthorization, type Credential } from '../src/auth/credentials.js';
-import { matchesSha256, sha256Hex } from '../src/auth/secret-hash.js';
+import {
+  matchesSha256,
+  sha256Hashing,
+  sha256Hex,
+  type SecretHashing,
+} from '../src/auth/secret-hash.js';
 import { resolveClientSettings } from '../src/config/client-settings.js';
 
 function nodeSha256(text: string): string {
@@ -216,6 +221,43 @@ describe('isAuthorized', () => {
   it('refuses a missing credential and anything against an empty list', () => {
     assert.equal(isAuthorized(allowed, undefined), false);
     assert.equal(isAuthorized([], { kind: 'bearer', token: 'bearer-token' }), false);
+  });
+
+  // Timing cannot be measured reliably in a test, so this counts the work instead: the same
+  // digests and constant-time comparisons, of fixed-length digests, whatever part is wrong.
+  it('does the same hashing and comparing whichever part of the credential is wrong', () => {
+    const work = (header: string) => {
+      const calls = { digests: 0, comparisons: [] as string[] };
+      const counting: SecretHashing = {
+        digest: (text) => {
+          calls.digests += 1;
+          return sha256Hashing.digest(text);
+        },
+        equal: (a, b) => {
+          calls.comparisons.push(`${a.length}/${b.length}`);
+          return sha256Hashing.equal(a, b);
+        },
+      };
+      const ok = isAuthorized(allowed, parseAuthorization(header), counting);
+      return { ok, ...calls };
+    };
+    const cases = {
+      'right name, right password': work(basic('prometheus:pw1')),
+      'right name, wrong password': work(basic('prometheus:wrong')),
+      'wrong name, right password': work(basic('nobody:pw1')),
+      'wrong name, wrong password': work(basic('nobody:wrong')),
+      "another user's password": work(basic('grafana:pw1')),
+      'right bearer token': work('Bearer bearer-token'),
+      'wrong bearer token': work('Bearer wrong'),
+    };
+    const expected = {
+      digests: 2 + allowed.length,
+      comparisons: Array.from({ length: 2 * allowed.length }, () => '32/32'),
+    };
+    for (const [what, { ok, ...calls }] of Object.entries(cases)) {
+      assert.deepEqual(calls, expected, what);
+      assert.equal(ok, what.startsWith('right name, right') || what === 'right bearer token', what);
+    }
   });
 });
 

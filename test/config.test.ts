@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import {
 import { clientFileSchema, proxyFileSchema } from '../src/config/schema.js';
 import { ConfigError } from '../src/errors.js';
 import { DEFAULT_HEARTBEAT } from '../src/tunnel/heartbeat.js';
+import { createTestCa } from './helpers/tls-fixtures.js';
 
 const HASH_A = createHash('sha256').update('token-a').digest('hex');
 const HASH_B = createHash('sha256').update('password-b').digest('hex');
@@ -97,6 +98,7 @@ describe('proxy config file', () => {
         heartbeat: DEFAULT_HEARTBEAT,
       },
       shutdownGraceMs: 500,
+      warnings: [],
     });
   });
 
@@ -116,6 +118,7 @@ describe('proxy config file', () => {
         heartbeat: DEFAULT_HEARTBEAT,
       },
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+      warnings: [],
     });
   });
 
@@ -202,6 +205,29 @@ describe('proxy config file', () => {
     for (const listen of ['127.0.0.1:8080', '127.1.2.3:8080', '[::1]:8080', 'localhost:8080']) {
       assert.equal(resolveProxySettings({ listen }).openToNetwork, false, listen);
     }
+  });
+
+  it('behind_reverse_proxy: true keeps the refusal on loopback: nginx makes it public', async () => {
+    const file = await yamlFile('listen: 127.0.0.1:8080\nbehind_reverse_proxy: true\n');
+    const message = proxyError(file);
+    assert.ok(
+      message.startsWith(
+        `refusing to listen on 127.0.0.1:8080 behind a reverse proxy (behind_reverse_proxy: true) without "clients:" (client tokens) and "scrapers:" (scraper credentials) in ${file}`,
+      ),
+      message,
+    );
+    assert.ok(!message.includes('listen on 127.0.0.1,'), message);
+    assert.equal(proxyError(file, { listen: '[::1]:8080' }).startsWith('refusing'), true);
+    const insecure = resolveProxySettings({ config: file, insecure: true });
+    assert.equal(insecure.openToNetwork, true);
+    const guarded = await yamlFile(
+      `listen: 127.0.0.1:8080\nbehind_reverse_proxy: true\nclients:\n  - names: ["*"]\n    token_sha256: "${HASH_A}"\nscrapers:\n  - bearer_sha256: "${HASH_C}"\n`,
+    );
+    assert.equal(resolveProxySettings({ config: guarded }).openToNetwork, false);
+    const unset = await yamlFile('listen: 127.0.0.1:8080\nbehind_reverse_proxy: false\n');
+    assert.equal(resolveProxySettings({ config: unset }).openToNetwork, false);
+    const wrongType = await yamlFile('behind_reverse_proxy: "yes"\n');
+    assert.match(proxyError(wrongType), /behind_reverse_proxy: expected true or false/);
   });
 
   it('limits.max_response_bytes takes a size or a number', async () => {
@@ -342,7 +368,7 @@ describe('proxy config file', () => {
 describe('client config file', () => {
   it('a full valid file loads to the expected settings', async () => {
     const tokenFile = join(dir, 'client-token');
-    await writeFile(tokenFile, 'tok-123\n');
+    await writeFile(tokenFile, 'tok-123\n', { mode: 0o600 });
     const file = await yamlFile(`
 proxy_url: https://vps.example:8443/natprox
 names: [raspberrypi, home-1]
@@ -379,6 +405,7 @@ shutdown_grace: 3s
       },
       metricsListen: { host: '127.0.0.1', port: 9999 },
       shutdownGraceMs: 3000,
+      warnings: [],
     });
   });
 
@@ -642,6 +669,145 @@ describe('loadYamlFile and formatPath', () => {
     assert.equal(
       configError(() => loadYamlFile(file, clientFileSchema)),
       `${file}: (top level): unknown fields "a", "b": check the spelling against the documented settings`,
+    );
+  });
+});
+
+describe('secret files: how a token or key file is kept', () => {
+  let secrets: string;
+  before(async () => {
+    secrets = await mkdtemp(join(tmpdir(), 'natprox-secret-files-'));
+  });
+  after(async () => {
+    await rm(secrets, { recursive: true, force: true });
+  });
+
+  async function tokenFileWith(name: string, mode: number): Promise<string> {
+    const file = join(secrets, name);
+    await writeFile(file, 'tok-123\n');
+    await chmod(file, mode); // not writeFile's mode: the umask would mask it
+    return file;
+  }
+
+  function clientWith(tokenFile: string, extra: ClientFlags = {}) {
+    return resolveClientSettings({
+      'proxy-url': 'http://vps.example:8080',
+      allow: ['9100'],
+      'token-file': tokenFile,
+      ...extra,
+    });
+  }
+
+  it('a file only its owner can read is read without a word', async () => {
+    const settings = clientWith(await tokenFileWith('private', 0o600));
+    assert.equal(settings.client.token, 'tok-123');
+    assert.deepEqual(settings.warnings, []);
+  });
+
+  it('refuses a token file its group or everyone can write, naming the chmod to run', async () => {
+    for (const [mode, who] of [
+      [0o620, 'its group'],
+      [0o602, 'everyone'],
+      [0o666, 'its group and everyone'],
+    ] as const) {
+      const file = await tokenFileWith(`writable-${mode.toString(8)}`, mode);
+      const message = configError(() => clientWith(file));
+      assert.equal(
+        message,
+        `--token-file: the token file ${file} is writable by ${who} (mode 0${mode.toString(8)}): whoever can write it can change the secret; run chmod go-w ${file} (0600, or 0640 owned by root with the service's group)`,
+      );
+    }
+  });
+
+  it('warns when everyone, or the group of a file root does not own, can read it', async () => {
+    const everyone = await tokenFileWith('everyone', 0o644);
+    assert.deepEqual(clientWith(everyone).warnings, [
+      `--token-file: the token file ${everyone} is readable by everyone (mode 0644); run chmod o-r ${everyone}`,
+    ]);
+    const group = await tokenFileWith('group', 0o640);
+    const groupWarning = `--token-file: the token file ${group} is readable by its group (mode 0640); run chmod g-r ${group}, or make root its owner and the service's group its group (chown root:natprox, mode 0640)`;
+    if (process.getuid?.() === 0) {
+      // Files root makes are root's: root:group 0640 is the deployment's way, no warning;
+      // given to another owner, the same mode is worth one.
+      assert.deepEqual(clientWith(group).warnings, []);
+      await chown(group, 65534, 65534);
+    }
+    assert.deepEqual(clientWith(group).warnings, [groupWarning]);
+  });
+
+  it('warns about a symlink, and judges the file it points to', async () => {
+    const target = await tokenFileWith('target', 0o600);
+    const link = join(secrets, 'link');
+    await symlink(target, link);
+    const settings = clientWith(link);
+    assert.equal(settings.client.token, 'tok-123');
+    assert.deepEqual(settings.warnings, [
+      `--token-file: the token file ${link} is a symlink to ${target}: whoever can change the link decides which file is read; give the file's own path`,
+    ]);
+    const writableTarget = await tokenFileWith('writable-target', 0o666);
+    const writableLink = join(secrets, 'writable-link');
+    await symlink(writableTarget, writableLink);
+    assert.match(
+      configError(() => clientWith(writableLink)),
+      new RegExp(`the token file ${writableTarget} is writable by its group and everyone`),
+    );
+  });
+
+  it("applies to the proxy's tls.key_file, and the client's --key-file", async () => {
+    const ca = createTestCa();
+    try {
+      const server = ca.issue('server');
+      const config = await yamlFile(
+        `listen: 127.0.0.1:8443\ntls:\n  cert_file: ${server.certFile}\n  key_file: ${server.keyFile}\n`,
+      );
+      await chmod(server.keyFile, 0o600);
+      assert.deepEqual(resolveProxySettings({ config }).warnings, []);
+      await chmod(server.keyFile, 0o644);
+      assert.deepEqual(resolveProxySettings({ config }).warnings, [
+        `${config}: tls.key_file: the key file ${server.keyFile} is readable by everyone (mode 0644); run chmod o-r ${server.keyFile}`,
+      ]);
+      await chmod(server.keyFile, 0o660);
+      assert.match(
+        proxyError(config),
+        new RegExp(
+          `^${config}: tls.key_file: the key file ${server.keyFile} is writable by its group`,
+        ),
+      );
+      const client = ca.issue('client', ['raspberrypi']);
+      await chmod(client.keyFile, 0o646);
+      const token = await tokenFileWith('with-key', 0o600);
+      const flags = {
+        'proxy-url': 'https://vps.example',
+        'cert-file': client.certFile,
+        'key-file': client.keyFile,
+      };
+      assert.match(
+        configError(() => clientWith(token, flags)),
+        /^--key-file: the key file .* is writable by everyone/,
+      );
+    } finally {
+      ca.remove();
+    }
+  });
+
+  it('applies to token_file and proxies[].token_file in the config, once per file', async () => {
+    const shared = await tokenFileWith('shared', 0o644);
+    const file = await yamlFile(
+      `proxies:\n  - { url: "http://a.example:8080" }\n  - { url: "http://b.example:8080" }\ntoken_file: ${shared}\nallow: [9100]\n`,
+    );
+    const settings = resolveClientSettings({ config: file });
+    assert.deepEqual(settings.warnings, [
+      `${file}: token_file: the token file ${shared} is readable by everyone (mode 0644); run chmod o-r ${shared}`,
+    ]);
+    const writable = await tokenFileWith('entry-writable', 0o664);
+    const perProxy = await yamlFile(
+      `proxies:\n  - { url: "http://a.example:8080", token_file: ${writable} }\nallow: [9100]\n`,
+    );
+    assert.match(
+      clientError(perProxy),
+      new RegExp(
+        `^${perProxy}: proxies\\[0\\]\\.token_file: the token file ${writable} is writable by its group`,
+      ),
     );
   });
 });

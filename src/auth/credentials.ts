@@ -1,4 +1,4 @@
-import { matchesSha256 } from './secret-hash.js';
+import { sha256Hashing, type SecretHashing } from './secret-hash.js';
 
 /** A credential the proxy accepts: basic (username + password hash) or bearer (token hash). */
 export type Credential = { username: string; passwordSha256: string } | { bearerSha256: string };
@@ -24,26 +24,29 @@ export function parseAuthorization(value: string | undefined): PresentedCredenti
   return undefined;
 }
 
-/** True when the presented credential matches one of the allowed ones. */
+/**
+ * True when the presented credential matches one of the allowed ones. The work does not
+ * depend on what is wrong: the presented user name and secret are hashed once, and against
+ * every entry both digests are compared in constant time and the results combined without
+ * an early exit, so a right user name with a wrong password takes as long as a wrong name.
+ */
 export function isAuthorized(
   allowed: readonly Credential[],
   presented: PresentedCredential | undefined,
+  hashing: SecretHashing = sha256Hashing,
 ): boolean {
   if (!presented) return false;
-  // Check every entry so the time taken does not reveal which one matched.
-  let ok = false;
+  const presentedBasic = presented.kind === 'basic';
+  const presentedUser = hashing.digest(presentedBasic ? presented.username : '');
+  const presentedSecret = hashing.digest(presentedBasic ? presented.password : presented.token);
+  let matched = 0;
   for (const credential of allowed) {
-    if ('bearerSha256' in credential) {
-      if (presented.kind === 'bearer' && matchesSha256(presented.token, credential.bearerSha256)) {
-        ok = true;
-      }
-    } else if (
-      presented.kind === 'basic' &&
-      presented.username === credential.username &&
-      matchesSha256(presented.password, credential.passwordSha256)
-    ) {
-      ok = true;
-    }
+    const basic = 'username' in credential;
+    // A bearer entry has no user name: the empty name stands in, so it costs the same.
+    const userOk = hashing.equal(presentedUser, hashing.digest(basic ? credential.username : ''));
+    const storedHex = basic ? credential.passwordSha256 : credential.bearerSha256;
+    const secretOk = hashing.equal(presentedSecret, Buffer.from(storedHex, 'hex'));
+    matched |= Number(basic === presentedBasic) & Number(userOk) & Number(secretOk);
   }
-  return ok;
+  return matched === 1;
 }

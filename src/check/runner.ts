@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { Allowlist, type AllowedTarget } from '../client/allowlist.js';
 import { clientProxies, type ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { formatHostPort, urlHostPort } from '../util/host-port.js';
+import { redactUrl } from '../util/redact-url.js';
 import { DEFAULT_STEP_TIMEOUT_MS, notChecked, STEP, unused, type StepOutcome } from './outcome.js';
 import { checkConfig, checkDns, checkTcp } from './steps.js';
 import { targetOutcome, probeTarget } from './target-probe.js';
@@ -57,7 +58,8 @@ export async function runCheck(flags: ClientFlags, options: CheckOptions): Promi
   const proxies = clientProxies(config.settings.client);
   // Each proxy in turn: the client keeps a tunnel to every one of them.
   for (const [i, proxy] of proxies.entries()) {
-    if (proxies.length > 1) options.write(`proxy ${i + 1} of ${proxies.length}: ${proxy.url.href}`);
+    if (proxies.length > 1)
+      options.write(`proxy ${i + 1} of ${proxies.length}: ${redactUrl(proxy.url)}`);
     await checkProxy(proxy, {
       names,
       labels: labels ?? {},

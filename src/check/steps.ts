@@ -68,9 +68,15 @@ export function checkConfig(
   const plain = proxies
     .map(({ url }) => url)
     .find((url) => url.protocol === 'http:' && !isLoopback(urlHostPort(url).host));
-  const hint = plain
-    ? `the token and every scrape cross the network unencrypted${proxies.length > 1 ? ` to ${plain.host}` : ''}: give the proxy tls: and use https://`
-    : undefined;
+  const hints = [
+    ...(plain
+      ? [
+          `the token and every scrape cross the network unencrypted${proxies.length > 1 ? ` to ${plain.host}` : ''}: give the proxy tls: and use https://`,
+        ]
+      : []),
+    ...settings.warnings,
+  ];
+  const hint = hints.length > 0 ? hints.join('; ') : undefined;
   return { outcome: passed(STEP.config, parts.join('; '), hint), settings };
 }
 

@@ -6,6 +6,7 @@ import { createClientMetrics } from '../observability/client-metrics.js';
 import { createLogger } from '../observability/logger.js';
 import { boundPort, serveMetrics } from '../observability/metrics-server.js';
 import { formatHostPort } from '../util/host-port.js';
+import { redactUrl } from '../util/redact-url.js';
 import { CLIENT_FLAGS } from './client-flags.js';
 import { CLIENT_HELP } from './help.js';
 import { logLevel } from './log-level.js';
@@ -23,6 +24,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   const log = createLogger({ level });
   const client = new NatproxClient(settings.client);
   logClientEvents(client.events, log);
+  for (const warning of settings.warnings) log.warn(warning);
   let metricsServer: Server | undefined;
   if (settings.metricsListen) {
     const { host, port } = settings.metricsListen;
@@ -43,7 +45,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   }
   log.info(
     {
-      proxies: client.proxies.map(({ url }) => url.href),
+      proxies: client.proxies.map(({ url }) => redactUrl(url)),
       ...(settings.client.connectAllAddresses ? { connectAllAddresses: true } : {}),
       names: settings.client.names,
       allow: client.allowlist.targets.map((t) => formatHostPort(t.host, t.port)),

@@ -1,5 +1,6 @@
 import { validateLabelName, validateName } from '../tunnel/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
+import { redactUrl } from '../util/redact-url.js';
 import { CONFIG_HELP } from './help.js';
 import { parseFlags } from './parse-flags.js';
 import { homePrometheusYaml, vpsPrometheusYaml } from './prometheus-yaml.js';
@@ -159,7 +160,9 @@ function parseProxyUrl(text: string | undefined): URL {
   try {
     url = new URL(text);
   } catch {
-    throw usage(`--proxy-url: "${text}" is not a URL; expected https://USER:PASSWORD@HOST:PORT`);
+    throw usage(
+      `--proxy-url: "${redactUrl(text)}" is not a URL; expected https://USER:PASSWORD@HOST:PORT`,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw usage(`--proxy-url: expected an http:// or https:// URL, got ${url.protocol}//`);

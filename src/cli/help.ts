@@ -53,6 +53,8 @@ Flags:
 Durations: 500ms, 15s, 1m30s, 2h.
 Without "clients:" in the config any client may connect, and without "scrapers:" anyone may
 scrape: allowed on loopback; elsewhere the proxy refuses to start unless --insecure is given.
+Behind nginx or Caddy, set behind_reverse_proxy: true: loopback is public there, and the
+refusal applies too.
 `;
 
 /** The client's flags; natprox check takes the same ones. */
@@ -75,7 +77,9 @@ const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. ht
                                    connect_all_addresses, names, allow, labels, token_file,
                                    ca_file, tls_fingerprint, cert_file, key_file,
                                    metrics_listen; flags win
-  --token-file FILE                the client token (one trailing newline is ignored)
+  --token-file FILE                the client token (one trailing newline is ignored); refused
+                                   when group or others may write it, a warning when others
+                                   (or the group of a file root does not own) may read it
   --ca-file FILE                   trust this CA (PEM) for an https:// proxy instead of the
                                    system CAs
   --tls-fingerprint SHA256         accept only the proxy certificate with this SHA-256

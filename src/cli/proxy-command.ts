@@ -1,7 +1,8 @@
-import { resolveProxySettings } from '../config/proxy-settings.js';
+import { isLoopbackHost, resolveProxySettings } from '../config/proxy-settings.js';
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logProxyEvents } from '../observability/proxy-logging.js';
+import { warnWhenForwarded } from '../proxy/forwarded-hint.js';
 import { NatproxProxy } from '../proxy/proxy-server.js';
 import { PROXY_HELP } from './help.js';
 import { logLevel } from './log-level.js';
@@ -30,7 +31,19 @@ export async function proxyCommand(args: string[]): Promise<number> {
   logProxyEvents(proxy.events, log);
   if (settings.openToNetwork) {
     log.warn(
-      '--insecure: INSECURE, listening on a network address without client tokens or scraper credentials',
+      isLoopbackHost(settings.proxy.listen.host)
+        ? '--insecure: INSECURE, public through a reverse proxy (behind_reverse_proxy: true) without client tokens or scraper credentials'
+        : '--insecure: INSECURE, listening on a network address without client tokens or scraper credentials',
+    );
+  }
+  for (const warning of settings.warnings) log.warn(warning);
+  const { listen, clientGrants, scrapers } = settings.proxy;
+  if (isLoopbackHost(listen.host) && !settings.openToNetwork && (!clientGrants || !scrapers)) {
+    warnWhenForwarded(proxy, (header) =>
+      log.warn(
+        { header },
+        `a request arrived with ${header}: a reverse proxy seems to make this loopback listener public, and without "clients:" or "scrapers:" anyone who reaches it may connect or scrape; add them, and set behind_reverse_proxy: true in the config`,
+      ),
     );
   }
   if (!settings.proxy.clientGrants) {
@@ -41,8 +54,10 @@ export async function proxyCommand(args: string[]): Promise<number> {
   }
   process.on('SIGHUP', () => {
     try {
-      proxy.reload(resolveProxySettings(flags).proxy);
+      const reloaded = resolveProxySettings(flags);
+      proxy.reload(reloaded.proxy);
       log.info({ config: flags.config ?? null }, 'config and certificate reloaded');
+      for (const warning of reloaded.warnings) log.warn(warning);
     } catch (err) {
       log.error(
         { reason: errorMessage(err) },

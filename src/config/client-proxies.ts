@@ -3,7 +3,9 @@ import { createSecureContext } from 'node:tls';
 import type { ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
 import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
+import { redactUrl } from '../util/redact-url.js';
 import type { ClientFile } from './schema.js';
+import { readSecretFile } from './secret-file.js';
 
 /** The proxy flags of natprox client (and check); --proxy-url may be repeated. */
 export interface ClientProxyFlags {
@@ -70,6 +72,8 @@ export function resolveClientProxies(
   flags: ClientProxyFlags,
   file: ClientFile,
   source: string,
+  /** Receives what is worth a warning (how a token or key file is kept). */
+  warnings: string[] = [],
 ): ProxyEndpoint[] {
   const shared = settingsOf(flags, file, `${source}: `);
   const flagUrls = [flags['proxy-url'] ?? []].flat();
@@ -102,14 +106,14 @@ export function resolveClientProxies(
     const url = parseProxyUrl(entry.url.value, entry.url.where);
     if (seen.has(url.href)) {
       throw new ConfigError(
-        `${entry.url.where}: ${url.href} is listed twice; give each proxy once`,
+        `${entry.url.where}: ${redactUrl(url)} is listed twice; give each proxy once`,
       );
     }
     seen.add(url.href);
     return {
       url,
-      token: entry.tokenFile ? readToken(entry.tokenFile) : undefined,
-      tls: clientTls(url, entry),
+      token: entry.tokenFile ? readToken(entry.tokenFile, warnings) : undefined,
+      tls: clientTls(url, entry, warnings),
     };
   });
 }
@@ -120,7 +124,7 @@ export function parseProxyUrl(text: string, where: string): URL {
     url = new URL(text);
   } catch {
     throw new ConfigError(
-      `${where}: "${text}" is not a URL; expected http://HOST:PORT or https://HOST (IPv6 as http://[ADDR]:PORT)`,
+      `${where}: "${redactUrl(text)}" is not a URL; expected http://HOST:PORT or https://HOST (IPv6 as http://[ADDR]:PORT)`,
     );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -129,24 +133,26 @@ export function parseProxyUrl(text: string, where: string): URL {
   return url;
 }
 
-function readToken({ value: file, where }: Sourced): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${where}: cannot read the token file: ${(err as Error).message}`);
-  }
-  const token = text.replace(/\r?\n$/, '');
+function readToken({ value: file, where }: Sourced, warnings: string[]): string {
+  const secret = readSecretFile(file, 'the token file', where);
+  warnings.push(...secret.warnings);
+  const token = secret.data.toString('utf8').replace(/\r?\n$/, '');
   if (token === '') throw new ConfigError(`${where}: the token file ${file} is empty`);
   return token;
 }
 
-function readPem(file: Sourced, kind: 'CERTIFICATE' | 'PRIVATE KEY'): Buffer {
+function readPem(file: Sourced, kind: 'CERTIFICATE' | 'PRIVATE KEY', warnings: string[]): Buffer {
   let pem: Buffer;
-  try {
-    pem = readFileSync(file.value);
-  } catch (err) {
-    throw new ConfigError(`${file.where}: cannot read ${file.value}: ${(err as Error).message}`);
+  if (kind === 'PRIVATE KEY') {
+    const secret = readSecretFile(file.value, 'the key file', file.where);
+    warnings.push(...secret.warnings);
+    pem = secret.data;
+  } else {
+    try {
+      pem = readFileSync(file.value);
+    } catch (err) {
+      throw new ConfigError(`${file.where}: cannot read ${file.value}: ${(err as Error).message}`);
+    }
   }
   if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(pem.toString('latin1'))) {
     throw new ConfigError(
@@ -156,7 +162,7 @@ function readPem(file: Sourced, kind: 'CERTIFICATE' | 'PRIVATE KEY'): Buffer {
   return pem;
 }
 
-function clientTls(proxyUrl: URL, entry: ProxySource): ClientTls | undefined {
+function clientTls(proxyUrl: URL, entry: ProxySource, warnings: string[]): ClientTls | undefined {
   const { caFile, pin: pinText, certFile, keyFile } = entry;
   const given = caFile ?? pinText ?? certFile ?? keyFile;
   if (given === undefined) return undefined;
@@ -170,7 +176,7 @@ function clientTls(proxyUrl: URL, entry: ProxySource): ClientTls | undefined {
       `${(certFile ?? keyFile)?.where}: a client certificate needs both --cert-file and --key-file (cert_file and key_file)`,
     );
   }
-  const ca = caFile && readPem(caFile, 'CERTIFICATE');
+  const ca = caFile && readPem(caFile, 'CERTIFICATE', warnings);
   let pinSha256: string | undefined;
   if (pinText !== undefined) {
     pinSha256 = normalizeFingerprint(pinText.value);
@@ -181,8 +187,8 @@ function clientTls(proxyUrl: URL, entry: ProxySource): ClientTls | undefined {
     }
   }
   if (certFile === undefined || keyFile === undefined) return { ca, pinSha256 };
-  const cert = readPem(certFile, 'CERTIFICATE');
-  const key = readPem(keyFile, 'PRIVATE KEY');
+  const cert = readPem(certFile, 'CERTIFICATE', warnings);
+  const key = readPem(keyFile, 'PRIVATE KEY', warnings);
   try {
     createSecureContext({ cert, key });
   } catch (err) {

@@ -26,6 +26,8 @@ export interface ClientSettings {
   client: ClientOptions;
   metricsListen: HostPort | undefined;
   shutdownGraceMs: number;
+  /** How a token or key file is kept, worth a warning at start (see readSecretFile). */
+  warnings: string[];
 }
 
 const DEFAULT_LOCAL_HOST = '127.0.0.1';
@@ -59,7 +61,8 @@ function parseLabelFlag(text: string): [string, string] {
 export function resolveClientSettings(flags: ClientFlags): ClientSettings {
   const source = flags.config ?? '';
   const file: ClientFile = flags.config ? loadYamlFile(flags.config, clientFileSchema) : {};
-  const proxies = resolveClientProxies(flags, file, source);
+  const warnings: string[] = [];
+  const proxies = resolveClientProxies(flags, file, source, warnings);
   const connectAllAddresses = flags['connect-all-addresses'] ?? file.connect_all_addresses;
 
   const names = (flags.name?.length ? flags.name : file.names) ?? [hostname().toLowerCase()];
@@ -129,6 +132,8 @@ export function resolveClientSettings(flags: ClientFlags): ClientSettings {
       flagDurationMs('shutdown-grace', flags['shutdown-grace']) ??
       file.shutdown_grace ??
       DEFAULT_SHUTDOWN_GRACE_MS,
+    // A file shared by several proxies is read, and judged, once for each.
+    warnings: [...new Set(warnings)],
   };
 }
 

@@ -14,6 +14,7 @@ import { normalizeFingerprint } from '../tunnel/tls-connect.js';
 import { parseDurationMs } from '../util/duration.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../util/host-port.js';
 import { loadYamlFile } from './load-file.js';
+import { readSecretFile } from './secret-file.js';
 import { proxyFileSchema, type ProxyFile } from './schema.js';
 
 export interface ProxyFlags {
@@ -29,8 +30,13 @@ export interface ProxyFlags {
 export interface ProxySettings {
   proxy: ProxyOptions;
   shutdownGraceMs: number;
-  /** Open to anyone who reaches it (no clients: or scrapers:) and not on loopback. */
+  /**
+   * Open to anyone who reaches it (no clients: or scrapers:) and not on loopback, or on
+   * loopback but public through a reverse proxy (behind_reverse_proxy: true).
+   */
   openToNetwork: boolean;
+  /** How the TLS key file is kept, worth a warning at start (see readSecretFile). */
+  warnings: string[];
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -81,14 +87,17 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
   const heartbeatIntervalMs = flagDurationMs('heartbeat-interval', flags['heartbeat-interval']);
   const where = flags.config ?? '';
   const open = file.clients === undefined || file.scrapers === undefined;
-  const openToNetwork = open && !isLoopbackHost(listen.host);
+  // Loopback is private only when nothing in front makes it public.
+  const behindReverseProxy = file.behind_reverse_proxy === true;
+  const openToNetwork = open && (behindReverseProxy || !isLoopbackHost(listen.host));
   if (openToNetwork && !flags.insecure) {
     const missing = [
       file.clients === undefined ? '"clients:" (client tokens)' : '',
       file.scrapers === undefined ? '"scrapers:" (scraper credentials)' : '',
     ].filter(Boolean);
+    const address = formatHostPort(listen.host, listen.port);
     throw new ConfigError(
-      `refusing to listen on ${formatHostPort(listen.host, listen.port)} without ${missing.join(' and ')}${where ? ` in ${where}` : ' (no --config given)'}: anyone who reaches it could ${file.clients === undefined ? 'register names' : 'scrape through it'}. Add them to the config (natprox token, natprox hash-password print the lines), listen on 127.0.0.1, or pass --insecure to run open anyway`,
+      `refusing to listen on ${address}${behindReverseProxy ? ' behind a reverse proxy (behind_reverse_proxy: true)' : ''} without ${missing.join(' and ')}${where ? ` in ${where}` : ' (no --config given)'}: anyone who reaches it could ${file.clients === undefined ? 'register names' : 'scrape through it'}. Add them to the config (natprox token, natprox hash-password print the lines)${behindReverseProxy ? '' : ', listen on 127.0.0.1'}, or pass --insecure to run open anyway`,
     );
   }
   const clientGrants = file.clients?.map((entry): ClientGrant => ({
@@ -98,11 +107,13 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
     ...(entry.cert_sha256 ? { certSha256: normalizeFingerprint(entry.cert_sha256) } : {}),
   }));
   checkCertificateGrants(clientGrants, file.tls, where);
+  const warnings: string[] = [];
   return {
     openToNetwork,
+    warnings,
     proxy: {
       listen,
-      tls: file.tls ? readTls(file.tls, clientGrants, where) : undefined,
+      tls: file.tls ? readTls(file.tls, clientGrants, where, warnings) : undefined,
       defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs,
       clientGrants,
@@ -165,6 +176,7 @@ function readTls(
   tls: NonNullable<ProxyFile['tls']>,
   grants: readonly ClientGrant[] | undefined,
   where: string,
+  warnings: string[],
 ): ProxyTls {
   const read = (field: string, file: string): Buffer => {
     try {
@@ -176,7 +188,9 @@ function readTls(
     }
   };
   const cert = read('cert_file', tls.cert_file);
-  const key = read('key_file', tls.key_file);
+  const secretKey = readSecretFile(tls.key_file, 'the key file', `${where}: tls.key_file`);
+  warnings.push(...secretKey.warnings);
+  const key = secretKey.data;
   try {
     createSecureContext({ cert, key });
   } catch (err) {

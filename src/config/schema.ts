@@ -98,6 +98,7 @@ const clientGrant = z
 export const proxyFileSchema = z
   .object({
     listen: hostPort.optional(),
+    behind_reverse_proxy: z.boolean({ error: 'expected true or false' }).optional(),
     tls: z
       .object({ cert_file: filePath, key_file: filePath, client_ca_file: filePath.optional() })
       .strict()

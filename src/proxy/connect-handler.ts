@@ -5,6 +5,7 @@ import { errorMessage } from '../errors.js';
 import { clientAnswerReason, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
 import { ignore } from '../util/ignore.js';
+import { redactUrl } from '../util/redact-url.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
 import type { ScrapePolicy } from './scrape-handler.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -57,7 +58,7 @@ export class ConnectHandler {
     socket.on('error', () => {});
 
     if (typeof authority === 'string' || port === 0) {
-      refuse('bad_request', 400, `CONNECT needs NAME:PORT, got "${req.url}"`);
+      refuse('bad_request', 400, `CONNECT needs NAME:PORT, got "${redactUrl(req.url ?? '')}"`);
       return;
     }
     const session = this.options.registry.lookup(name);

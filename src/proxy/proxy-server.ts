@@ -195,6 +195,18 @@ export class NatproxProxy {
     this.server.on('connection', (socket: Socket) => socket.on('error', () => {}));
   }
 
+  /**
+   * Shows `watch` the head of every request, tunnel upgrade and CONNECT before it is served
+   * (natprox proxy uses it to notice a reverse proxy in front); returns how to stop.
+   */
+  watchRequests(watch: (req: IncomingMessage) => void): () => void {
+    const events = ['request', 'upgrade', 'connect'] as const;
+    for (const event of events) this.server.prependListener(event, watch);
+    return () => {
+      for (const event of events) this.server.off(event, watch);
+    };
+  }
+
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options.listen;
     await new Promise<void>((resolve, reject) => {

@@ -74,12 +74,13 @@ export class BodyDecoder extends Transform {
         continue;
       }
       const newline = input.indexOf(10, at);
-      const piece = input.subarray(at, newline < 0 ? input.length : newline).toString('latin1');
+      const piece = input.subarray(at, newline < 0 ? input.length : newline);
       at = newline < 0 ? input.length : newline + 1;
-      this.line += piece;
-      if (this.line.length > MAX_CHUNK_LINE_BYTES) {
+      // Checked before the text is made, so an endless line is never held whole.
+      if (this.line.length + piece.length > MAX_CHUNK_LINE_BYTES) {
         return new Error(`chunked body: a line is longer than ${MAX_CHUNK_LINE_BYTES} bytes`);
       }
+      this.line += piece.toString('latin1');
       if (newline < 0) break;
       const line = this.line.replace(/\r$/, '');
       this.line = '';

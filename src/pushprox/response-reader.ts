@@ -14,6 +14,9 @@ export interface PushedResponse {
   body: BodyDecoder;
 }
 
+/** The longest end of a head: "\r\n\r\n". */
+const HEAD_END_MAX_BYTES = 4;
+
 const STATUS_LINE = /^(HTTP\/\d\.\d) (\d{3})(?: .*)?$/;
 
 /**
@@ -26,7 +29,12 @@ export function readPushedResponse(
   maxHeadBytes: number,
 ): Promise<PushedResponse> {
   return new Promise((resolve, reject) => {
-    let buffered: Buffer = Buffer.alloc(0);
+    // The head so far as its pieces: a /push body can arrive one byte per 'data' event
+    // (one per HTTP chunk), and re-joining or re-scanning it all on each would cost time
+    // quadratic in the head. Only the last bytes of earlier pieces are scanned again.
+    const pieces: Buffer[] = [];
+    let length = 0;
+    let tail: Buffer = Buffer.alloc(0);
     let sourceEnded = false;
     let settled = false;
     const onEnd = (): void => {
@@ -46,13 +54,20 @@ export function readPushedResponse(
       reject(new Error(reason));
     };
     const onData = (chunk: Buffer): void => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      const end = headEnd(buffered);
-      if (end < 0 ? buffered.length > maxHeadBytes : end > maxHeadBytes) {
+      const window = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
+      const endInWindow = headEnd(window);
+      const end = endInWindow < 0 ? -1 : length - tail.length + endInWindow;
+      pieces.push(chunk);
+      length += chunk.length;
+      if (end < 0 ? length > maxHeadBytes : end > maxHeadBytes) {
         fail(`the pushed response head exceeds ${maxHeadBytes} bytes`);
         return;
       }
-      if (end < 0) return;
+      if (end < 0) {
+        tail = window.subarray(Math.max(0, window.length - HEAD_END_MAX_BYTES + 1));
+        return;
+      }
+      const buffered = pieces.length === 1 ? chunk : Buffer.concat(pieces, length);
       source.pause();
       stopReadingHead();
       settled = true;

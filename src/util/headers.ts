@@ -101,10 +101,24 @@ export function addHeaderLine(
   value: string,
   dropSingleRepeats: boolean,
 ): void {
-  const seen = headers[name];
-  if (seen === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+  // Own properties only: a header named "constructor" must not find Object's, nor one
+  // named "__proto__" set the prototype.
+  const seen = Object.hasOwn(headers, name) ? headers[name] : undefined;
+  if (seen === undefined) setOwn(headers, name, name === 'set-cookie' ? [value] : value);
   else if (Array.isArray(seen)) seen.push(value);
-  else if (!dropSingleRepeats || !SINGLE_VALUED.has(name)) headers[name] = `${seen}, ${value}`;
+  else if (!dropSingleRepeats || !SINGLE_VALUED.has(name))
+    setOwn(headers, name, `${seen}, ${value}`);
+}
+
+function setOwn(headers: IncomingHttpHeaders, name: string, value: string | string[]): void {
+  if (name === '__proto__') {
+    Object.defineProperty(headers, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else headers[name] = value;
 }
 
 /**
