@@ -17,7 +17,8 @@ import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js'
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
 import { ProxyEvents } from './proxy-events.js';
-import { hostNameOf, hostOf, isOperatorHost } from './request-host.js';
+import { OwnNames } from './own-names.js';
+import { hostNameOf, hostOf } from './request-host.js';
 import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
 import { targetGroups } from './service-discovery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -32,6 +33,12 @@ export interface ProxyLimits {
   maxStreamsPerClient: number;
   maxNamesPerClient: number;
   maxResponseBytes: number;
+  /** Labels and ports one registration may carry (they multiply into /clients). */
+  maxLabelsPerClient: number;
+  maxPortsPerClient: number;
+  /** Defaults for clients: entries without max_names/max_tunnels (see entryLimits). */
+  maxNamesPerEntry: number;
+  maxTunnelsPerName: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -39,6 +46,10 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxStreamsPerClient: 64,
   maxNamesPerClient: 16,
   maxResponseBytes: 512 * 1024 * 1024,
+  maxLabelsPerClient: 32,
+  maxPortsPerClient: 64,
+  maxNamesPerEntry: 100,
+  maxTunnelsPerName: 4,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -92,9 +103,24 @@ export interface ProxyOptions {
   limits?: Partial<ProxyLimits>;
   timeouts?: Partial<ProxyTimeouts>;
   heartbeat?: HeartbeatOptions;
+  /**
+   * Host names the proxy is reached by (besides its TLS certificate's, localhost and IP
+   * addresses): no client may register them, and requests for them are never scrapes.
+   */
+  publicNames?: readonly string[] | undefined;
   /** PushProx long-poll clients: re-poll grace and idle expiry (see LongPollTimings). */
   longPoll?: Partial<LongPollTimings> | undefined;
 }
+
+/** The proxy's own pages and health checks (path-form requests it answers itself). */
+const OPERATOR_PATHS = new Set([
+  '/',
+  '/clients',
+  '/metrics',
+  '/api/v1/clients',
+  '/-/healthy',
+  '/-/ready',
+]);
 
 export const DEFAULT_SCRAPE_TIMEOUT_MS = 15_000;
 export const MAX_SCRAPE_TIMEOUT_MS = 5 * 60_000;
@@ -118,10 +144,13 @@ export class NatproxProxy {
   private draining = false;
   private readonly activity: ClientActivity;
   private readonly startedAt = new Date();
+  private readonly ownNames: OwnNames;
 
   constructor(options: ProxyOptions) {
     this.options = options;
     this.limits = { ...DEFAULT_PROXY_LIMITS, ...options.limits };
+    this.ownNames = new OwnNames(options.publicNames, options.tls?.cert);
+    const isOwnName = (name: string): boolean => this.ownNames.has(name);
     const policy = (): ScrapePolicy => ({
       defaultScrapeTimeoutMs: this.options.defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
@@ -141,8 +170,8 @@ export class NatproxProxy {
       events: this.events,
       policy: () => ({
         clientGrants: this.options.clientGrants,
-        maxClients: this.limits.maxClients,
-        maxNamesPerClient: this.limits.maxNamesPerClient,
+        limits: this.limits,
+        isOwnName,
       }),
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
     });
@@ -151,7 +180,8 @@ export class NatproxProxy {
       events: this.events,
       policy: () => ({
         clientGrants: this.options.clientGrants,
-        maxClients: this.limits.maxClients,
+        limits: this.limits,
+        isOwnName,
       }),
       timings: options.longPoll,
     });
@@ -246,6 +276,8 @@ export class NatproxProxy {
     const caChanged = !sameBytes(this.options.tls?.clientCa, next.tls?.clientCa);
     this.options = next;
     this.limits = { ...DEFAULT_PROXY_LIMITS, ...next.limits };
+    this.ownNames.configure(next.publicNames, next.tls?.cert);
+    this.closeOwnNameHolders();
     const grants = next.clientGrants;
     if (grants === undefined) return;
     for (const session of this.registry.all()) {
@@ -296,14 +328,19 @@ export class NatproxProxy {
     }
     // Behind a reverse proxy (nginx, Caddy) a scrape arrives in origin form with the
     // target in Host: when Host names a connected client, it is a scrape of that client.
-    // Not for IP addresses or localhost, which is how operators reach the proxy itself.
+    // Never for the proxy's own names, nor for requests its own endpoints must answer.
     const host = hostNameOf(req.headers.host);
-    if (host !== undefined && !isOperatorHost(host) && this.registry.lookup(host)) {
+    const path = target.split('?')[0] ?? '';
+    if (
+      host !== undefined &&
+      !this.ownNames.has(host) &&
+      this.registry.lookup(host) &&
+      !this.isForProxyItself(path, req)
+    ) {
       req.url = `http://${req.headers.host ?? host}${target}`;
       if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
       return;
     }
-    const path = target.split('?')[0];
     switch (path) {
       case TUNNEL_PATH:
         sendUpgradeRequired(res);
@@ -330,6 +367,7 @@ export class NatproxProxy {
           });
           return;
         }
+        if (host !== undefined && this.operators() !== undefined) this.learnOwnName(host);
         this.serveOperator(path, req, res);
         return;
       default:
@@ -338,6 +376,46 @@ export class NatproxProxy {
           404,
           `natprox: no such page "${path}". Scrapes are forward-proxy requests (set proxy_url to this address); see /clients, /metrics, /-/healthy, /-/ready`,
         );
+    }
+  }
+
+  /**
+   * Whether an origin-form request whose Host names a client is for the proxy itself. The
+   * tunnel and PushProx paths always are (their Authorization carries a client's token); so
+   * is any request with an operator's Authorization, which must never reach a client. The
+   * operator pages and health checks are unless the request carries scraper credentials
+   * (Proxy-Authorization, as nginx passes a Prometheus scrape on), when scrapers: is set.
+   */
+  private isForProxyItself(path: string, req: IncomingMessage): boolean {
+    if (path === TUNNEL_PATH || path === POLL_PATH || path === PUSH_PATH) return true;
+    const operators = this.operators();
+    const authorization = req.headers.authorization;
+    if (operators !== undefined && authorization !== undefined) {
+      if (isAuthorized(operators, parseAuthorization(authorization))) return true;
+    }
+    return (
+      OPERATOR_PATHS.has(path) &&
+      this.options.scrapers !== undefined &&
+      req.headers['proxy-authorization'] === undefined
+    );
+  }
+
+  /**
+   * An operator reached the proxy by `host`: from now on no client may register it, and a
+   * client holding it (registered before anyone asked for the proxy by that name) goes.
+   */
+  private learnOwnName(host: string): void {
+    if (this.ownNames.learn(host)) this.closeOwnNameHolders();
+  }
+
+  private closeOwnNameHolders(): void {
+    for (const session of this.registry.all()) {
+      const own = session.registration.names.filter((name) => this.ownNames.has(name));
+      if (own.length > 0) {
+        session.close(
+          `the proxy itself answers to ${own.join(', ')} (public_names, its TLS certificate, or a Host operators reach it by); no client may serve it`,
+        );
+      }
     }
   }
 
