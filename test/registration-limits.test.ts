@@ -325,13 +325,6 @@ describe("the proxy's own names", () => {
     await eventually(() => proxy.registry.lookup('x.example') !== undefined, 5000, 'a held poll');
     pollSocket?.destroy();
     await poll;
-    // Even with scraper credentials, an operator's Authorization never goes to a client.
-    const both = await getOrigin(port, '/clients', {
-      host,
-      authorization: 'Bearer ops',
-      'proxy-authorization': 'Bearer scrape',
-    });
-    assert.equal(both.status, 200, both.body);
     assert.deepEqual(seen, [], 'nothing reached the client');
     // The proxy now knows that name as its own: the client holding it was let go.
     await eventually(() => proxy.registry.lookup('vps.example.com') === undefined, 5000, 'drop');
@@ -341,7 +334,11 @@ describe("the proxy's own names", () => {
     });
     assert.equal(again.status, 403, again.body);
     // A scrape as nginx passes it on (origin form, Host the target, Proxy-Authorization).
-    const target2 = await startTarget((req, res) => res.end(`pi ${req.url}`), after);
+    const piSeen: string[] = [];
+    const target2 = await startTarget((req, res) => {
+      piSeen.push(req.headers.authorization ?? '-');
+      res.end(`pi ${req.url}`);
+    }, after);
     await startClient(after, {
       proxyUrl: new URL(url),
       token: 'anyone',
@@ -357,5 +354,14 @@ describe("the proxy's own names", () => {
       assert.equal(scrape.status, 200, scrape.body);
       assert.equal(scrape.body, `pi ${path}`);
     }
+    // With scraper credentials and the operator's Authorization: refused, never forwarded.
+    const both = await getOrigin(port, '/metrics', {
+      host: `pi:${target2.port}`,
+      authorization: 'Bearer ops',
+      'proxy-authorization': 'Bearer scrape',
+    });
+    assert.equal(both.status, 403, both.body);
+    assert.match(both.body, /never forwards operator credentials to a client/);
+    assert.deepEqual(piSeen, ['Bearer for-the-target', 'Bearer for-the-target']);
   });
 });

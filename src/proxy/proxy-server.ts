@@ -331,15 +331,22 @@ export class NatproxProxy {
     // Never for the proxy's own names, nor for requests its own endpoints must answer.
     const host = hostNameOf(req.headers.host);
     const path = target.split('?')[0] ?? '';
-    if (
-      host !== undefined &&
-      !this.ownNames.has(host) &&
-      this.registry.lookup(host) &&
-      !this.isForProxyItself(path, req)
-    ) {
-      req.url = `http://${req.headers.host ?? host}${target}`;
-      if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
-      return;
+    if (host !== undefined && !this.ownNames.has(host) && this.registry.lookup(host)) {
+      const goesTo = this.originFormTarget(path, req);
+      if (goesTo === 'refuse') {
+        sendText(
+          res,
+          403,
+          `natprox: this request names the client "${host}" in Host and carries both scraper credentials and the proxy's operator credentials (Authorization); natprox never forwards operator credentials to a client. Give the target other credentials, or reach the proxy itself by its own name`,
+          { code: 'NATPROX_UNAUTHORIZED' },
+        );
+        return;
+      }
+      if (goesTo === 'client') {
+        req.url = `http://${req.headers.host ?? host}${target}`;
+        if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
+        return;
+      }
     }
     switch (path) {
       case TUNNEL_PATH:
@@ -380,24 +387,29 @@ export class NatproxProxy {
   }
 
   /**
-   * Whether an origin-form request whose Host names a client is for the proxy itself. The
-   * tunnel and PushProx paths always are (their Authorization carries a client's token); so
-   * is any request with an operator's Authorization, which must never reach a client. The
-   * operator pages and health checks are unless the request carries scraper credentials
-   * (Proxy-Authorization, as nginx passes a Prometheus scrape on), when scrapers: is set.
+   * Where an origin-form request whose Host names a client goes. The tunnel and PushProx
+   * paths are the proxy's (their Authorization carries a client's token); so are the
+   * operator pages and health checks without scraper credentials (Proxy-Authorization, as
+   * nginx passes a Prometheus scrape on) when scrapers: is set. An operator's Authorization
+   * never reaches a client: with it, the request is the proxy's, or refused when it also
+   * carries scraper credentials (a scrape whose target credentials are the operator's).
    */
-  private isForProxyItself(path: string, req: IncomingMessage): boolean {
-    if (path === TUNNEL_PATH || path === POLL_PATH || path === PUSH_PATH) return true;
+  private originFormTarget(path: string, req: IncomingMessage): 'proxy' | 'client' | 'refuse' {
+    if (path === TUNNEL_PATH || path === POLL_PATH || path === PUSH_PATH) return 'proxy';
+    const scraping = req.headers['proxy-authorization'] !== undefined;
     const operators = this.operators();
     const authorization = req.headers.authorization;
-    if (operators !== undefined && authorization !== undefined) {
-      if (isAuthorized(operators, parseAuthorization(authorization))) return true;
+    if (
+      operators !== undefined &&
+      authorization !== undefined &&
+      isAuthorized(operators, parseAuthorization(authorization))
+    ) {
+      return scraping ? 'refuse' : 'proxy';
     }
-    return (
-      OPERATOR_PATHS.has(path) &&
-      this.options.scrapers !== undefined &&
-      req.headers['proxy-authorization'] === undefined
-    );
+    if (OPERATOR_PATHS.has(path) && this.options.scrapers !== undefined && !scraping) {
+      return 'proxy';
+    }
+    return 'client';
   }
 
   /**
