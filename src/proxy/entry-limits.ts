@@ -25,12 +25,8 @@ export function entryLimits(
   return { maxNames, maxTunnels: grant.maxTunnels ?? maxNames * defaults.maxTunnelsPerName };
 }
 
-export type EntryAdmission =
-  | {
-      ok: true;
-      /** An older tunnel of the same entry to close first, if at the limit. */ replaces?: ClientSession;
-    }
-  | { ok: false; reason: string };
+/** `replaces`: an older tunnel of the same entry to close first (the entry is at its limit). */
+export type EntryAdmission = { ok: true; replaces?: ClientSession } | { ok: false; reason: string };
 
 /**
  * Whether a new registration of `names` fits its entry's limits. At the tunnel limit, a

@@ -108,7 +108,7 @@ export interface ProxyOptions {
    * addresses): no client may register them, and requests for them are never scrapes.
    */
   publicNames?: readonly string[] | undefined;
-  /** PushProx long-poll clients: re-poll grace and idle expiry (see LongPollTimings). */
+  /** PushProx long-poll clients: the re-poll grace (see LongPollTimings). */
   longPoll?: Partial<LongPollTimings> | undefined;
 }
 
