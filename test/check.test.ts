@@ -481,6 +481,32 @@ describe('natprox check: mapping answers to steps', () => {
     assert.match(auth.hint ?? '', /max_clients/);
   });
 
+  it('a per-entry limit (429) and a name the proxy answers to itself (403) say what to change', () => {
+    const [, limited] = tunnelOutcomes(
+      {
+        kind: 'response',
+        status: 429,
+        headers: {},
+        body: 'natprox: the clients: entry for home-* already holds 400 tunnels, its limit (raise max_tunnels in that entry, or limits: max_tunnels_per_name on the proxy)',
+      },
+      context,
+    );
+    assert.equal(limited.status, 'fail');
+    assert.match(limited.detail, /already holds 400 tunnels.*\(HTTP 429\)/);
+    assert.match(limited.hint ?? '', /max_names \/ max_tunnels/);
+    const [, own] = tunnelOutcomes(
+      {
+        kind: 'response',
+        status: 403,
+        headers: {},
+        body: 'natprox: "vps.example.com" is a name the proxy itself answers to (its public_names, …)',
+      },
+      context,
+    );
+    assert.equal(own.status, 'fail');
+    assert.match(own.hint ?? '', /give the client a name of its own/);
+  });
+
   it('an expired certificate says when, and to renew it', () => {
     const certificate = {
       subjectaltname: 'DNS:vps.example',

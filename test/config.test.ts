@@ -62,9 +62,12 @@ listen: "0.0.0.0:9999"
 default_scrape_timeout: 20s
 max_scrape_timeout: 1m30s
 shutdown_grace: 500ms
+public_names: [vps.example.com]
 clients:
   - names: [raspberrypi, "home-*"]
     token_sha256: "${HASH_A}"
+    max_names: 300
+    max_tunnels: 600
 scrapers:
   - username: prometheus
     password_sha256: "${HASH_B}"
@@ -75,6 +78,10 @@ limits:
   max_clients: 50
   max_streams_per_client: 10
   max_names_per_client: 4
+  max_labels_per_client: 8
+  max_ports_per_client: 16
+  max_names_per_entry: 200
+  max_tunnels_per_name: 2
 long_poll:
   repoll_grace: 2s
   idle_timeout: 10m
@@ -90,11 +97,27 @@ describe('proxy config file', () => {
         tls: undefined,
         defaultScrapeTimeoutMs: 20_000,
         maxScrapeTimeoutMs: 90_000,
-        clientGrants: [{ tokenSha256: HASH_A, names: ['raspberrypi', 'home-*'] }],
+        clientGrants: [
+          {
+            tokenSha256: HASH_A,
+            names: ['raspberrypi', 'home-*'],
+            maxNames: 300,
+            maxTunnels: 600,
+          },
+        ],
+        publicNames: ['vps.example.com'],
         scrapers: [{ username: 'prometheus', passwordSha256: HASH_B }, { bearerSha256: HASH_C }],
         operators: [{ bearerSha256: HASH_C }],
-        limits: { maxClients: 50, maxStreamsPerClient: 10, maxNamesPerClient: 4 },
-        longPoll: { repollGraceMs: 2000, idleTimeoutMs: 600_000 },
+        limits: {
+          maxClients: 50,
+          maxStreamsPerClient: 10,
+          maxNamesPerClient: 4,
+          maxLabelsPerClient: 8,
+          maxPortsPerClient: 16,
+          maxNamesPerEntry: 200,
+          maxTunnelsPerName: 2,
+        },
+        longPoll: { repollGraceMs: 2000 },
         heartbeat: DEFAULT_HEARTBEAT,
       },
       shutdownGraceMs: 500,
@@ -150,7 +173,7 @@ describe('proxy config file', () => {
     assert.deepEqual(settings.proxy.heartbeat, { ...DEFAULT_HEARTBEAT, intervalMs: 1000 });
     // What has no flag still comes from the file.
     assert.deepEqual(settings.proxy.clientGrants, [
-      { tokenSha256: HASH_A, names: ['raspberrypi', 'home-*'] },
+      { tokenSha256: HASH_A, names: ['raspberrypi', 'home-*'], maxNames: 300, maxTunnels: 600 },
     ]);
   });
 
@@ -564,7 +587,34 @@ shutdown_grace: 3s
       const file = await yamlFile(`${base}allow: [9100]\nlabels: { __x: y }\n`);
       assert.equal(
         clientError(file),
-        `${file}: labels.__x: "__x" is not a valid label name: use [a-zA-Z_][a-zA-Z0-9_]* not starting with "__"`,
+        `${file}: labels.__x: "__x" is not a valid label name: use [a-zA-Z_][a-zA-Z0-9_]* not starting with "__", at most 128 characters`,
+      );
+    });
+
+    it('job and instance are reserved: a client could pass itself off as another target', async () => {
+      for (const label of ['job', 'instance']) {
+        const file = await yamlFile(`${base}allow: [9100]\nlabels: { ${label}: node }\n`);
+        assert.equal(
+          clientError(file),
+          `${file}: labels.${label}: "${label}" is a reserved label: Prometheus would let it override the ${label} label of the scrape job, so a client could pass itself off as another target; use another label name (e.g. "site") or set ${label} in the Prometheus job`,
+        );
+      }
+      assert.throws(
+        () =>
+          resolveClientSettings({
+            'proxy-url': 'http://x.example:8080',
+            allow: ['9100'],
+            label: ['job=node'],
+          }),
+        /--label: "job" is a reserved label/,
+      );
+    });
+
+    it('a label value over 1024 characters', async () => {
+      const file = await yamlFile(`${base}allow: [9100]\nlabels: { note: ${'x'.repeat(1025)} }\n`);
+      assert.equal(
+        clientError(file),
+        `${file}: labels.note: label "note" has a value of 1025 characters; the limit is 1024`,
       );
     });
 

@@ -21,6 +21,7 @@ import {
   startTargetOn,
   within,
 } from './helpers/loopback.js';
+import { tunnelAttempt } from './helpers/raw-http.js';
 
 interface Echo {
   url: string;
@@ -256,15 +257,20 @@ describe('routing by name and allowlist', () => {
 });
 
 describe('origin-form requests (behind a reverse proxy)', () => {
-  it('are scrapes when Host names a connected client, but never for IP addresses or localhost', async () => {
+  it("are scrapes when Host names a connected client; IP addresses and localhost are the proxy's own and cannot be registered", async () => {
     const target = await startTarget((req, res) => res.end(`target ${req.url}`), after);
     const { port, url } = await startProxy(after);
-    for (const name of ['home-1', '127.0.0.1', 'localhost']) {
-      await startClient(after, {
-        proxyUrl: new URL(url),
-        names: [name],
-        allow: [{ host: '127.0.0.1', port: target.port }],
+    await startClient(after, {
+      proxyUrl: new URL(url),
+      names: ['home-1'],
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    for (const name of ['127.0.0.1', 'localhost']) {
+      const attempt = await tunnelAttempt(port, {
+        registration: { names: [name], labels: {}, ports: [target.port], version: 'test' },
       });
+      assert.equal(attempt.status, 403, attempt.body);
+      assert.match(attempt.body, /the proxy itself answers to/);
     }
     const scrape = await getOrigin(port, '/metrics', { host: `home-1:${target.port}` });
     assert.equal(scrape.body, 'target /metrics');

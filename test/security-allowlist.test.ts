@@ -85,8 +85,8 @@ describe('allowlist escapes', () => {
     port = proxy.port;
     client = await startClient(teardown, {
       proxyUrl: new URL(proxy.url),
-      // 127.0.0.2 is a valid name too: it names this client, not a host to connect to.
-      names: ['demo', '127.0.0.2'],
+      // A name is a client, not a host to connect to (IP addresses cannot be registered).
+      names: ['demo', 'other.example'],
       allow: [
         { host: '127.0.0.1', port: limited.port, pathPrefixes: ['/metrics'] },
         { host: '127.0.0.1', port: open.port },
@@ -122,17 +122,19 @@ describe('allowlist escapes', () => {
   });
 
   it('another host: the URL names a client, not a host; the scrape reaches only the host allowed for the port', async () => {
-    const result = await scrapeThrough(port, `http://127.0.0.2:${open.port}/metrics`);
+    const result = await scrapeThrough(port, `http://other.example:${open.port}/metrics`);
     assert.equal(result.status, 200, result.body);
     assert.equal(result.headers['x-served-by'], 'open');
     const seen = JSON.parse(result.body) as Seen;
     assert.equal(seen.localAddress, '127.0.0.1');
     assert.equal(seen.url, '/metrics');
-    assert.equal(seen.host, `127.0.0.2:${open.port}`);
-    // A host no client registered: nobody is asked at all.
-    const unknown = await scrapeThrough(port, `http://intranet.example:${open.port}/metrics`);
-    assert.equal(unknown.status, 503, unknown.body);
-    assert.equal(unknown.headers['x-natprox-error'], 'NATPROX_NO_CLIENT');
+    assert.equal(seen.host, `other.example:${open.port}`);
+    // A host no client registered (an IP address never is): nobody is asked at all.
+    for (const host of ['intranet.example', '127.0.0.2']) {
+      const unknown = await scrapeThrough(port, `http://${host}:${open.port}/metrics`);
+      assert.equal(unknown.status, 503, unknown.body);
+      assert.equal(unknown.headers['x-natprox-error'], 'NATPROX_NO_CLIENT');
+    }
     assertUntouched();
   });
 

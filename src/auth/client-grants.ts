@@ -14,6 +14,10 @@ export interface ClientGrant {
   certSubject?: string | undefined;
   /** 64 lowercase hex digits. */
   certSha256?: string | undefined;
+  /** Distinct names this entry's clients may hold at once; see entryLimits() for the default. */
+  maxNames?: number | undefined;
+  /** Tunnels (and PushProx names) this entry's clients may hold at once. */
+  maxTunnels?: number | undefined;
 }
 
 /** How a session authenticated, from its grant key: for the status page and its JSON. */

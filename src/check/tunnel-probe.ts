@@ -205,9 +205,21 @@ export function tunnelOutcomes(
       failed(
         STEP.auth,
         `${reason} (HTTP 403)`,
-        reason.startsWith('this client certificate')
-          ? `serve only names the certificate grants (--name, names:), or grant ${names} to its entry in the proxy's clients: (names:)`
-          : `serve only names the token grants (--name, names:), or grant ${names} to this token in the proxy's clients: (names:)`,
+        /the proxy itself answers to/.test(reason)
+          ? 'give the client a name of its own (--name, names:): the proxy answers to this one itself'
+          : reason.startsWith('this client certificate')
+            ? `serve only names the certificate grants (--name, names:), or grant ${names} to its entry in the proxy's clients: (names:)`
+            : `serve only names the token grants (--name, names:), or grant ${names} to this token in the proxy's clients: (names:)`,
+      ),
+    ];
+  }
+  if (status === 429 && fromNatprox) {
+    return [
+      reached,
+      failed(
+        STEP.auth,
+        `${reason} (HTTP 429)`,
+        "other clients with the same token or certificate hold that entry's names or tunnels: stop the ones no longer needed, or raise max_names / max_tunnels on the entry in the proxy's clients:",
       ),
     ];
   }
@@ -217,7 +229,7 @@ export function tunnelOutcomes(
       failed(
         STEP.auth,
         `the proxy refused the registration: ${reason} (HTTP 400)`,
-        "check the names, labels and allow list against the proxy's limits (max_names_per_client), and that client and proxy run the same natprox version",
+        "check the names, labels and allow list against the proxy's limits (max_names_per_client, max_labels_per_client, max_ports_per_client; no job or instance label), and that client and proxy run the same natprox version",
       ),
     ];
   }

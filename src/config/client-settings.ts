@@ -3,7 +3,7 @@ import type { AllowedTarget } from '../client/allowlist.js';
 import type { ClientOptions } from '../client/natprox-client.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
-import { validateLabelName, validateName } from '../tunnel/protocol.js';
+import { validateLabelName, validateLabelValue, validateName } from '../tunnel/protocol.js';
 import { parseHostPort, type HostPort } from '../util/host-port.js';
 import { resolveClientProxies, type ClientProxyFlags } from './client-proxies.js';
 import { loadYamlFile } from './load-file.js';
@@ -52,9 +52,10 @@ function parseLabelFlag(text: string): [string, string] {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new ConfigError(`--label: expected KEY=VALUE, got "${text}"`);
   const key = text.slice(0, eq);
-  const problem = validateLabelName(key);
+  const value = text.slice(eq + 1);
+  const problem = validateLabelName(key) ?? validateLabelValue(key, value);
   if (problem) throw new ConfigError(`--label: ${problem}`);
-  return [key, text.slice(eq + 1)];
+  return [key, value];
 }
 
 /** Combines the config file (if any) and flags into client settings; flags win. */

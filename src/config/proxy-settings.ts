@@ -105,6 +105,8 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
     ...(entry.token_sha256 ? { tokenSha256: entry.token_sha256 } : {}),
     ...(entry.cert_subject ? { certSubject: entry.cert_subject.toLowerCase() } : {}),
     ...(entry.cert_sha256 ? { certSha256: normalizeFingerprint(entry.cert_sha256) } : {}),
+    ...(entry.max_names ? { maxNames: entry.max_names } : {}),
+    ...(entry.max_tunnels ? { maxTunnels: entry.max_tunnels } : {}),
   }));
   checkCertificateGrants(clientGrants, file.tls, where);
   const warnings: string[] = [];
@@ -117,6 +119,7 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
       defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs,
       clientGrants,
+      ...(file.public_names ? { publicNames: file.public_names } : {}),
       scrapers: credentials(file.scrapers),
       operators: credentials(file.operators),
       limits: {
@@ -127,13 +130,24 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_names_per_client
           ? { maxNamesPerClient: file.limits.max_names_per_client }
           : {}),
+        ...(file.limits?.max_labels_per_client
+          ? { maxLabelsPerClient: file.limits.max_labels_per_client }
+          : {}),
+        ...(file.limits?.max_ports_per_client
+          ? { maxPortsPerClient: file.limits.max_ports_per_client }
+          : {}),
+        ...(file.limits?.max_names_per_entry
+          ? { maxNamesPerEntry: file.limits.max_names_per_entry }
+          : {}),
+        ...(file.limits?.max_tunnels_per_name
+          ? { maxTunnelsPerName: file.limits.max_tunnels_per_name }
+          : {}),
         ...(file.limits?.max_response_bytes
           ? { maxResponseBytes: file.limits.max_response_bytes }
           : {}),
       },
       longPoll: {
         ...(file.long_poll?.repoll_grace ? { repollGraceMs: file.long_poll.repoll_grace } : {}),
-        ...(file.long_poll?.idle_timeout ? { idleTimeoutMs: file.long_poll.idle_timeout } : {}),
       },
       heartbeat: heartbeatIntervalMs
         ? { ...DEFAULT_HEARTBEAT, intervalMs: heartbeatIntervalMs }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { validateLabelName, validateName } from '../tunnel/protocol.js';
+import { validateLabelName, validateLabelValue, validateName } from '../tunnel/protocol.js';
 import { normalizeFingerprint } from '../tunnel/tls-connect.js';
 import { parseByteSize } from '../util/byte-size.js';
 import { parseDurationMs } from '../util/duration.js';
@@ -83,6 +83,8 @@ const clientGrant = z
       .min(1, "expected a certificate's CN or DNS name")
       .optional(),
     cert_sha256: tlsFingerprint.optional(),
+    max_names: positiveInt.optional(),
+    max_tunnels: positiveInt.optional(),
   })
   .strict()
   .superRefine((entry, ctx) => {
@@ -106,10 +108,12 @@ export const proxyFileSchema = z
     default_scrape_timeout: duration.optional(),
     max_scrape_timeout: duration.optional(),
     shutdown_grace: duration.optional(),
+    public_names: z.array(name).optional(),
     clients: z.array(clientGrant).optional(),
     scrapers: z.array(credential).optional(),
     operators: z.array(credential).optional(),
     long_poll: z
+      // idle_timeout: accepted for old configs; a client now leaves after repoll_grace.
       .object({ repoll_grace: duration.optional(), idle_timeout: duration.optional() })
       .strict()
       .optional(),
@@ -118,6 +122,10 @@ export const proxyFileSchema = z
         max_clients: positiveInt.optional(),
         max_streams_per_client: positiveInt.optional(),
         max_names_per_client: positiveInt.optional(),
+        max_labels_per_client: positiveInt.optional(),
+        max_ports_per_client: positiveInt.optional(),
+        max_names_per_entry: positiveInt.optional(),
+        max_tunnels_per_name: positiveInt.optional(),
         max_response_bytes: byteSize.optional(),
       })
       .strict()
@@ -175,8 +183,8 @@ export const clientFileSchema = z
     labels: z
       .record(z.string(), z.string({ error: 'expected a string label value' }))
       .superRefine((labels, ctx) => {
-        for (const key of Object.keys(labels)) {
-          const problem = validateLabelName(key);
+        for (const [key, value] of Object.entries(labels)) {
+          const problem = validateLabelName(key) ?? validateLabelValue(key, value);
           if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [key] });
         }
       })

@@ -58,6 +58,11 @@ export interface ClientSession {
   /** grantKey() of the grant it authenticated with (none when the proxy has no `clients:`). */
   readonly grantKey: string | undefined;
   readonly closed: boolean;
+  /**
+   * False while the session cannot take a scrape now (a PushProx client with no poll
+   * waiting): routing then prefers another live session for the same name. Undefined: ready.
+   */
+  readonly ready?: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
   scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse>;
   /** Opens a byte stream to the target; undefined when the transport cannot (PushProx). */

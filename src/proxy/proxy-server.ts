@@ -17,7 +17,8 @@ import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js'
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
 import { ProxyEvents } from './proxy-events.js';
-import { hostNameOf, hostOf, isOperatorHost } from './request-host.js';
+import { OwnNames } from './own-names.js';
+import { hostNameOf, hostOf } from './request-host.js';
 import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
 import { DisconnectedTargets, targetGroups } from './service-discovery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -32,6 +33,12 @@ export interface ProxyLimits {
   maxStreamsPerClient: number;
   maxNamesPerClient: number;
   maxResponseBytes: number;
+  /** Labels and ports one registration may carry (they multiply into /clients). */
+  maxLabelsPerClient: number;
+  maxPortsPerClient: number;
+  /** Defaults for clients: entries without max_names/max_tunnels (see entryLimits). */
+  maxNamesPerEntry: number;
+  maxTunnelsPerName: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -39,6 +46,10 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxStreamsPerClient: 64,
   maxNamesPerClient: 16,
   maxResponseBytes: 512 * 1024 * 1024,
+  maxLabelsPerClient: 32,
+  maxPortsPerClient: 64,
+  maxNamesPerEntry: 100,
+  maxTunnelsPerName: 4,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -92,9 +103,24 @@ export interface ProxyOptions {
   limits?: Partial<ProxyLimits>;
   timeouts?: Partial<ProxyTimeouts>;
   heartbeat?: HeartbeatOptions;
-  /** PushProx long-poll clients: re-poll grace and idle expiry (see LongPollTimings). */
+  /**
+   * Host names the proxy is reached by (besides its TLS certificate's, localhost and IP
+   * addresses): no client may register them, and requests for them are never scrapes.
+   */
+  publicNames?: readonly string[] | undefined;
+  /** PushProx long-poll clients: the re-poll grace (see LongPollTimings). */
   longPoll?: Partial<LongPollTimings> | undefined;
 }
+
+/** The proxy's own pages and health checks (path-form requests it answers itself). */
+const OPERATOR_PATHS = new Set([
+  '/',
+  '/clients',
+  '/metrics',
+  '/api/v1/clients',
+  '/-/healthy',
+  '/-/ready',
+]);
 
 export const DEFAULT_SCRAPE_TIMEOUT_MS = 15_000;
 export const MAX_SCRAPE_TIMEOUT_MS = 5 * 60_000;
@@ -119,10 +145,13 @@ export class NatproxProxy {
   private readonly activity: ClientActivity;
   private readonly disconnected: DisconnectedTargets;
   private readonly startedAt = new Date();
+  private readonly ownNames: OwnNames;
 
   constructor(options: ProxyOptions) {
     this.options = options;
     this.limits = { ...DEFAULT_PROXY_LIMITS, ...options.limits };
+    this.ownNames = new OwnNames(options.publicNames, options.tls?.cert);
+    const isOwnName = (name: string): boolean => this.ownNames.has(name);
     const policy = (): ScrapePolicy => ({
       defaultScrapeTimeoutMs: this.options.defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
@@ -142,8 +171,8 @@ export class NatproxProxy {
       events: this.events,
       policy: () => ({
         clientGrants: this.options.clientGrants,
-        maxClients: this.limits.maxClients,
-        maxNamesPerClient: this.limits.maxNamesPerClient,
+        limits: this.limits,
+        isOwnName,
       }),
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
     });
@@ -152,7 +181,8 @@ export class NatproxProxy {
       events: this.events,
       policy: () => ({
         clientGrants: this.options.clientGrants,
-        maxClients: this.limits.maxClients,
+        limits: this.limits,
+        isOwnName,
       }),
       timings: options.longPoll,
     });
@@ -263,6 +293,8 @@ export class NatproxProxy {
     const caChanged = !sameBytes(this.options.tls?.clientCa, next.tls?.clientCa);
     this.options = next;
     this.limits = { ...DEFAULT_PROXY_LIMITS, ...next.limits };
+    this.ownNames.configure(next.publicNames, next.tls?.cert);
+    this.closeOwnNameHolders();
     const grants = next.clientGrants;
     if (grants === undefined) return;
     for (const session of this.registry.all()) {
@@ -313,14 +345,26 @@ export class NatproxProxy {
     }
     // Behind a reverse proxy (nginx, Caddy) a scrape arrives in origin form with the
     // target in Host: when Host names a connected client, it is a scrape of that client.
-    // Not for IP addresses or localhost, which is how operators reach the proxy itself.
+    // Never for the proxy's own names, nor for requests its own endpoints must answer.
     const host = hostNameOf(req.headers.host);
-    if (host !== undefined && !isOperatorHost(host) && this.registry.lookup(host)) {
-      req.url = `http://${req.headers.host ?? host}${target}`;
-      if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
-      return;
+    const path = target.split('?')[0] ?? '';
+    if (host !== undefined && !this.ownNames.has(host) && this.registry.lookup(host)) {
+      const goesTo = this.originFormTarget(path, req);
+      if (goesTo === 'refuse') {
+        sendText(
+          res,
+          403,
+          `natprox: this request names the client "${host}" in Host and carries both scraper credentials and the proxy's operator credentials (Authorization); natprox never forwards operator credentials to a client. Give the target other credentials, or reach the proxy itself by its own name`,
+          { code: 'NATPROX_UNAUTHORIZED' },
+        );
+        return;
+      }
+      if (goesTo === 'client') {
+        req.url = `http://${req.headers.host ?? host}${target}`;
+        if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
+        return;
+      }
     }
-    const path = target.split('?')[0];
     switch (path) {
       case TUNNEL_PATH:
         sendUpgradeRequired(res);
@@ -347,6 +391,7 @@ export class NatproxProxy {
           });
           return;
         }
+        if (host !== undefined && this.operators() !== undefined) this.learnOwnName(host);
         this.serveOperator(path, req, res);
         return;
       default:
@@ -355,6 +400,51 @@ export class NatproxProxy {
           404,
           `natprox: no such page "${path}". Scrapes are forward-proxy requests (set proxy_url to this address); see /clients, /metrics, /-/healthy, /-/ready`,
         );
+    }
+  }
+
+  /**
+   * Where an origin-form request whose Host names a client goes. The tunnel and PushProx
+   * paths are the proxy's (their Authorization carries a client's token); so are the
+   * operator pages and health checks without scraper credentials (Proxy-Authorization, as
+   * nginx passes a Prometheus scrape on) when scrapers: is set. An operator's Authorization
+   * never reaches a client: with it, the request is the proxy's, or refused when it also
+   * carries scraper credentials (a scrape whose target credentials are the operator's).
+   */
+  private originFormTarget(path: string, req: IncomingMessage): 'proxy' | 'client' | 'refuse' {
+    if (path === TUNNEL_PATH || path === POLL_PATH || path === PUSH_PATH) return 'proxy';
+    const scraping = req.headers['proxy-authorization'] !== undefined;
+    const operators = this.operators();
+    const authorization = req.headers.authorization;
+    if (
+      operators !== undefined &&
+      authorization !== undefined &&
+      isAuthorized(operators, parseAuthorization(authorization))
+    ) {
+      return scraping ? 'refuse' : 'proxy';
+    }
+    if (OPERATOR_PATHS.has(path) && this.options.scrapers !== undefined && !scraping) {
+      return 'proxy';
+    }
+    return 'client';
+  }
+
+  /**
+   * An operator reached the proxy by `host`: from now on no client may register it, and a
+   * client holding it (registered before anyone asked for the proxy by that name) goes.
+   */
+  private learnOwnName(host: string): void {
+    if (this.ownNames.learn(host)) this.closeOwnNameHolders();
+  }
+
+  private closeOwnNameHolders(): void {
+    for (const session of this.registry.all()) {
+      const own = session.registration.names.filter((name) => this.ownNames.has(name));
+      if (own.length > 0) {
+        session.close(
+          `the proxy itself answers to ${own.join(', ')} (public_names, its TLS certificate, or a Host operators reach it by); no client may serve it`,
+        );
+      }
     }
   }
 

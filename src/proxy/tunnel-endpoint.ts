@@ -26,14 +26,18 @@ import {
 } from '../tunnel/protocol.js';
 import { sendText } from './plain-response.js';
 import type { ProxyEvents } from './proxy-events.js';
+import { admitToEntry, type EntryAdmission } from './entry-limits.js';
+import { ownNameRefusal } from './own-names.js';
+import type { ProxyLimits } from './proxy-server.js';
 import type { SessionRegistry } from './session-registry.js';
 
 /** What a new tunnel is checked against; a config reload replaces it. */
 export interface TunnelPolicy {
   /** Undefined: no tokens configured, any client may connect (loopback demos and tests). */
   clientGrants: readonly ClientGrant[] | undefined;
-  maxClients: number;
-  maxNamesPerClient: number;
+  limits: ProxyLimits;
+  /** Whether the proxy itself answers to this name (then no client may register it). */
+  isOwnName: (name: string) => boolean;
 }
 
 export interface TunnelEndpointOptions {
@@ -80,13 +84,19 @@ export class TunnelEndpoint {
       return;
     }
     const policy = this.options.policy();
+    const { limits } = policy;
     const registration = decodeRegistration(headerValue(req.headers[REGISTRATION_HEADER]), {
-      maxNames: policy.maxNamesPerClient,
-      maxLabels: 64,
-      maxPorts: 256,
+      maxNames: limits.maxNamesPerClient,
+      maxLabels: limits.maxLabelsPerClient,
+      maxPorts: limits.maxPortsPerClient,
     });
     if (typeof registration === 'string') {
       reject(400, `natprox: invalid registration: ${registration}`);
+      return;
+    }
+    const own = registration.names.filter(policy.isOwnName);
+    if (own.length > 0) {
+      reject(403, ownNameRefusal(own));
       return;
     }
     const grants = policy.clientGrants;
@@ -113,10 +123,17 @@ export class TunnelEndpoint {
       grant = auth.grant;
       via = auth.via;
     }
-    if (this.options.registry.size >= policy.maxClients) {
+    const admission: EntryAdmission = grant
+      ? admitToEntry(this.options.registry, grant, limits, registration.names)
+      : { ok: true };
+    if (!admission.ok) {
+      reject(429, admission.reason);
+      return;
+    }
+    if (admission.replaces === undefined && this.options.registry.size >= limits.maxClients) {
       reject(
         503,
-        `natprox: the proxy has reached its limit of ${policy.maxClients} clients (max_clients)`,
+        `natprox: the proxy has reached its limit of ${limits.maxClients} clients (max_clients)`,
       );
       return;
     }
@@ -147,6 +164,10 @@ export class TunnelEndpoint {
           socket.destroy();
           return;
         }
+        // At its entry's tunnel limit, a reconnecting client takes its oldest tunnel's place.
+        admission.replaces?.close(
+          `the client reconnected (a newer tunnel registered ${registration.names.join(', ')}) and its clients: entry is at its max_tunnels`,
+        );
         this.startSession(socket, head, registration, remoteAddress, grant && grantKey(grant));
       },
     );

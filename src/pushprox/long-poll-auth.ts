@@ -10,7 +10,8 @@ import {
 import { parseAuthorization } from '../auth/credentials.js';
 
 export type LongPollAuth =
-  { ok: true; grantKey: string | undefined } | { ok: false; status: 401 | 403; reason: string };
+  | { ok: true; grantKey: string | undefined; grant: ClientGrant | undefined }
+  | { ok: false; status: 401 | 403; reason: string };
 
 /**
  * Checks a poll's or push's credentials. PushProx clients send the user info of their proxy
@@ -26,11 +27,11 @@ export function authorizeLongPoll(
   /** The name asked for; undefined checks only that the credentials are known. */
   name: string | undefined,
 ): LongPollAuth {
-  if (grants === undefined) return { ok: true, grantKey: undefined };
+  if (grants === undefined) return { ok: true, grantKey: undefined, grant: undefined };
   const presented = parseAuthorization(authorization);
   const token = presented?.kind === 'basic' ? presented.password : presented?.token;
   const auth = authenticateClient(grants, token, certificate, name === undefined ? [] : [name]);
-  if (auth.ok) return { ok: true, grantKey: grantKey(auth.grant) };
+  if (auth.ok) return { ok: true, grantKey: grantKey(auth.grant), grant: auth.grant };
   switch (auth.problem) {
     case 'no-credentials':
       return {

@@ -18,16 +18,14 @@ export interface LongPollTimings {
   /**
    * A client with no poll waiting that polled within this long is still polling: it is
    * between answering one poll and sending the next, and a scrape waits (within its own
-   * deadline) for that next poll. Past it, scrapes get 503 at once.
+   * deadline) for that next poll. Past it, with no scrape of its in flight either, the
+   * client is gone: it leaves /clients and stops counting against any limit.
    */
   repollGraceMs: number;
-  /** With no poll for this long the client is gone: it leaves /clients. */
-  idleTimeoutMs: number;
 }
 
 export const DEFAULT_LONG_POLL_TIMINGS: LongPollTimings = {
   repollGraceMs: 5_000,
-  idleTimeoutMs: 5 * 60_000,
 };
 
 /** A poll held open until a scrape is handed to it. */
@@ -64,7 +62,9 @@ export class LongPollSession implements ClientSession {
   private readonly polls: WaitingPoll[] = [];
   private readonly queue: QueuedScrape[] = [];
   private lastPollAt = Date.now();
-  private idleTimer: NodeJS.Timeout | undefined;
+  /** Scrapes handed to a poll whose push has not come back yet. */
+  private dispatched = 0;
+  private lapseTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private closeReason: string | undefined;
   private readonly closeListeners: Array<(reason: string) => void> = [];
@@ -86,7 +86,7 @@ export class LongPollSession implements ClientSession {
     };
     this.remote = remoteAddress;
     this.grant = grantKey;
-    this.armIdleTimer();
+    this.armLapseTimer();
   }
 
   get remoteAddress(): string {
@@ -106,12 +106,17 @@ export class LongPollSession implements ClientSession {
     return this.polls.length;
   }
 
+  /** Whether a scrape can be handed out now: some poll is waiting on an open connection. */
+  get ready(): boolean {
+    return !this.closed && this.polls.some(({ res }) => isOpen(res));
+  }
+
   /** Takes a poll: answers it at once when a scrape waits, else holds it open. */
   addPoll(res: ServerResponse, remoteAddress: string, grantKey: string | undefined): void {
     this.remote = remoteAddress;
     this.grant = grantKey;
     this.lastPollAt = Date.now();
-    this.disarmIdleTimer();
+    this.disarmLapseTimer();
     const queued = this.queue.shift();
     if (queued) {
       queued.stopWatching();
@@ -164,7 +169,7 @@ export class LongPollSession implements ClientSession {
   close(reason: string): void {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
-    this.disarmIdleTimer();
+    this.disarmLapseTimer();
     clearTimeout(this.graceTimer);
     for (const poll of this.polls.splice(0)) {
       poll.stopWatching();
@@ -193,8 +198,7 @@ export class LongPollSession implements ClientSession {
     while (this.polls.length > 0) {
       const poll = this.polls.pop() as WaitingPoll;
       poll.stopWatching();
-      const { res } = poll;
-      if (!res.destroyed && !res.headersSent && res.socket && !res.socket.destroyed) return res;
+      if (isOpen(poll.res)) return poll.res;
     }
     return undefined;
   }
@@ -204,8 +208,11 @@ export class LongPollSession implements ClientSession {
     const { request, signal } = queued;
     const id = randomUUID();
     let settled = false;
+    this.dispatched += 1;
     const cleanup = (): void => {
       settled = true;
+      this.dispatched -= 1;
+      if (this.polls.length === 0) this.armLapseTimer();
       signal.removeEventListener('abort', onAbort);
       res.off('close', onPollLost);
       this.pending.remove(entry);
@@ -320,22 +327,42 @@ export class LongPollSession implements ClientSession {
 
   private afterPollEnded(): void {
     this.lastPollAt = Date.now();
-    if (this.polls.length === 0) this.armIdleTimer();
+    if (this.polls.length === 0) this.armLapseTimer();
   }
 
-  private armIdleTimer(): void {
-    this.disarmIdleTimer();
+  /**
+   * With no poll waiting and no scrape in flight, a client that does not poll again within
+   * the re-poll grace has stopped: it is closed, so it stops holding its name (a live
+   * native tunnel for it serves at once), a max_clients slot and its entry's limits. A
+   * PushProx client re-polls the moment a poll is answered, so a live one never lapses.
+   */
+  private armLapseTimer(): void {
+    this.disarmLapseTimer();
     if (this.closed) return;
-    this.idleTimer = setTimeout(() => {
-      if (this.polls.length === 0) {
-        this.close(`no poll for ${Math.round(this.timings.idleTimeoutMs / 1000)} s`);
+    const waitMs = Math.max(0, this.lastPollAt + this.timings.repollGraceMs - Date.now());
+    this.lapseTimer = setTimeout(() => {
+      this.lapseTimer = undefined;
+      if (this.polls.length > 0 || this.dispatched > 0) return;
+      const sincePollMs = Date.now() - this.lastPollAt;
+      if (sincePollMs < this.timings.repollGraceMs) {
+        this.armLapseTimer();
+        return;
       }
-    }, this.timings.idleTimeoutMs);
-    this.idleTimer.unref();
+      for (const queued of this.queue.splice(0)) {
+        queued.stopWatching();
+        queued.reject(this.notPolling(sincePollMs));
+      }
+      this.close(`no poll for ${Math.round(sincePollMs / 1000)} s`);
+    }, waitMs + 1);
+    this.lapseTimer.unref();
   }
 
-  private disarmIdleTimer(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+  private disarmLapseTimer(): void {
+    clearTimeout(this.lapseTimer);
+    this.lapseTimer = undefined;
   }
+}
+
+function isOpen(res: ServerResponse): boolean {
+  return !res.destroyed && !res.headersSent && res.socket !== null && !res.socket.destroyed;
 }

@@ -3,6 +3,9 @@ import type { ClientGrant } from '../auth/client-grants.js';
 import { sendText } from '../proxy/plain-response.js';
 import type { ProxyEvents } from '../proxy/proxy-events.js';
 import type { SessionRegistry } from '../proxy/session-registry.js';
+import { admitToEntry, type EntryAdmission } from '../proxy/entry-limits.js';
+import { ownNameRefusal } from '../proxy/own-names.js';
+import type { ProxyLimits } from '../proxy/proxy-server.js';
 import { remoteOf } from '../proxy/tunnel-endpoint.js';
 import { validateName } from '../tunnel/protocol.js';
 import { authorizeLongPoll } from './long-poll-auth.js';
@@ -19,7 +22,9 @@ import { ID_HEADER, MAX_HEAD_BYTES, MAX_POLL_BODY_BYTES } from './wire-format.js
 /** What a poll is checked against; a config reload replaces it. */
 export interface LongPollPolicy {
   clientGrants: readonly ClientGrant[] | undefined;
-  maxClients: number;
+  limits: ProxyLimits;
+  /** Whether the proxy itself answers to this name (then no client may poll for it). */
+  isOwnName: (name: string) => boolean;
 }
 
 export interface PollEndpointOptions {
@@ -105,6 +110,10 @@ export class PollEndpoint {
       return;
     }
     const policy = this.options.policy();
+    if (policy.isOwnName(name)) {
+      this.reject(res, remoteAddress, 403, ownNameRefusal([name]));
+      return;
+    }
     const auth = authorizeLongPoll(
       policy.clientGrants,
       req.headers.authorization,
@@ -116,16 +125,31 @@ export class PollEndpoint {
       return;
     }
     let session = this.sessions.get(name);
+    if (session && !session.closed && session.grantKey !== auth.grantKey) {
+      // Another clients: entry polls for this name now: a new registration, counted there.
+      session.close('a client with another credential polled for its name');
+    }
     if (!session || session.closed) {
-      if (this.options.registry.size >= policy.maxClients) {
+      const { limits } = policy;
+      const admission: EntryAdmission = auth.grant
+        ? admitToEntry(this.options.registry, auth.grant, limits, [name])
+        : { ok: true };
+      if (!admission.ok) {
+        this.reject(res, remoteAddress, 429, admission.reason);
+        return;
+      }
+      if (admission.replaces === undefined && this.options.registry.size >= limits.maxClients) {
         this.reject(
           res,
           remoteAddress,
           503,
-          `natprox: the proxy has reached its limit of ${policy.maxClients} clients (max_clients)`,
+          `natprox: the proxy has reached its limit of ${limits.maxClients} clients (max_clients)`,
         );
         return;
       }
+      admission.replaces?.close(
+        `a newer registration of ${name} took its place; its clients: entry is at its max_tunnels`,
+      );
       session = this.startSession(fqdn, remoteAddress, auth.grantKey);
     }
     session.addPoll(res, remoteAddress, auth.grantKey);

@@ -90,9 +90,35 @@ export function validateName(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Labels a registration may not set. Prometheus lets a target group's labels override the
+ * scrape job's own: `job` and `instance` would let a client pass itself off as another
+ * target, and `__*` labels (`__address__`, `__scheme__`, `__metrics_path__`, `__param_*`)
+ * would change what is scraped.
+ */
+export const RESERVED_LABELS: readonly string[] = ['job', 'instance'];
+
+/** Longest label name and value a registration may carry. */
+export const MAX_LABEL_NAME_LENGTH = 128;
+export const MAX_LABEL_VALUE_LENGTH = 1024;
+
 export function validateLabelName(name: string): string | undefined {
-  if (!LABEL_NAME_PATTERN.test(name) || name.startsWith('__')) {
-    return `"${name}" is not a valid label name: use [a-zA-Z_][a-zA-Z0-9_]* not starting with "__"`;
+  if (RESERVED_LABELS.includes(name)) {
+    return `"${name}" is a reserved label: Prometheus would let it override the ${name} label of the scrape job, so a client could pass itself off as another target; use another label name (e.g. "site") or set ${name} in the Prometheus job`;
+  }
+  if (
+    !LABEL_NAME_PATTERN.test(name) ||
+    name.startsWith('__') ||
+    name.length > MAX_LABEL_NAME_LENGTH
+  ) {
+    return `"${name.slice(0, MAX_LABEL_NAME_LENGTH)}" is not a valid label name: use [a-zA-Z_][a-zA-Z0-9_]* not starting with "__", at most ${MAX_LABEL_NAME_LENGTH} characters`;
+  }
+  return undefined;
+}
+
+export function validateLabelValue(name: string, value: string): string | undefined {
+  if (value.length > MAX_LABEL_VALUE_LENGTH) {
+    return `label "${name}" has a value of ${value.length} characters; the limit is ${MAX_LABEL_VALUE_LENGTH}`;
   }
   return undefined;
 }
@@ -121,7 +147,7 @@ export function decodeRegistration(
     return 'registration.names must be a non-empty list of strings';
   }
   if (names.length > limits.maxNames) {
-    return `registration has ${names.length} names; the limit is ${limits.maxNames}`;
+    return `registration has ${names.length} names; the limit is ${limits.maxNames} (limits: max_names_per_client on the proxy)`;
   }
   for (const name of names as string[]) {
     const problem = validateName(name);
@@ -132,19 +158,21 @@ export function decodeRegistration(
   }
   const labelEntries = Object.entries(labels);
   if (labelEntries.length > limits.maxLabels) {
-    return `registration has ${labelEntries.length} labels; the limit is ${limits.maxLabels}`;
+    return `registration has ${labelEntries.length} labels; the limit is ${limits.maxLabels} (limits: max_labels_per_client on the proxy)`;
   }
   for (const [key, labelValue] of labelEntries) {
     const problem = validateLabelName(key);
     if (problem) return problem;
     if (typeof labelValue !== 'string') return `label "${key}" must be a string`;
+    const valueProblem = validateLabelValue(key, labelValue);
+    if (valueProblem) return valueProblem;
   }
-  if (
-    !Array.isArray(ports) ||
-    ports.length > limits.maxPorts ||
-    !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)
-  ) {
-    return `registration.ports must be a list of at most ${limits.maxPorts} ports (1-65535)`;
+  if (!Array.isArray(ports) || !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+    return 'registration.ports must be a list of ports (1-65535)';
+  }
+  const distinctPorts = new Set(ports as number[]).size;
+  if (distinctPorts > limits.maxPorts) {
+    return `registration has ${distinctPorts} ports; the limit is ${limits.maxPorts} (limits: max_ports_per_client on the proxy)`;
   }
   return {
     names: [...new Set(names as string[])],
