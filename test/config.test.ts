@@ -500,7 +500,10 @@ shutdown_grace: 3s
 
     it('bad host:port in allow', async () => {
       const file = await yamlFile(`${base}allow: [9100, "nas:http"]\n`);
-      assert.equal(clientError(file), `${file}: allow[1]: expected PORT or HOST:PORT`);
+      assert.equal(
+        clientError(file),
+        `${file}: allow[1]: expected PORT or HOST:PORT, got "nas:http"`,
+      );
     });
 
     it('port 0 in allow', async () => {

@@ -28,8 +28,17 @@ export interface LocalScrape {
 
 /** How a fetch ended before a response; the transport answers in its own way. */
 export interface LocalFetchHandlers {
-  /** Refused (name, allowlist) or failed (target down, deadline): natprox's own answer. */
-  refused(status: number, code: NatproxErrorCode, outcome: ServeOutcome, reason: string): void;
+  /**
+   * Refused (name, allowlist) or failed (target down, deadline): natprox's own answer.
+   * `allow` is set for a 405 (a method the allowlist does not grant): the Allow header.
+   */
+  refused(
+    status: number,
+    code: NatproxErrorCode,
+    outcome: ServeOutcome,
+    reason: string,
+    allow?: string,
+  ): void;
   /** The requester went away before the target answered. */
   cancelled(): void;
   /**
@@ -157,9 +166,17 @@ export class LocalTargets {
       );
       return undefined;
     }
-    const decision = this.allowlist.check(scrape.port, path);
+    // Before anything reaches the target: a proxy may send any method (a compromised one,
+    // or a PushProx proxy, which forwards whatever it is sent).
+    const decision = this.allowlist.check(scrape.port, path, scrape.method);
     if (!decision.allowed) {
-      handlers.refused(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
+      const methods = decision.allowedMethods;
+      if (methods) {
+        const allow = methods.join(', ');
+        handlers.refused(405, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason, allow);
+      } else {
+        handlers.refused(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
+      }
       return undefined;
     }
     const { target } = decision;

@@ -119,10 +119,10 @@ export class ScrapeExecutor {
         deadlineMs: Number(headers[DEADLINE_HEADER]) || FALLBACK_DEADLINE_MS,
       },
       {
-        refused: (status, code, outcome, reason) => {
+        refused: (status, code, outcome, reason, allow) => {
           stream.off('close', onStreamClosed);
           report(outcome, status, reason);
-          refuseStream(stream, status, code, reason);
+          refuseStream(stream, status, code, reason, allow);
         },
         cancelled: () => report('cancelled', 0, 'the scraper went away'),
         response: (response) => {
