@@ -185,6 +185,8 @@ export class LocalTargets {
     // Object.assign, not a spread followed by more keys: V8 takes a slow path for those.
     const headers: OutgoingHttpHeaders = Object.assign({}, scrape.headers);
     headers.host = scrape.authority;
+    // An expectation is for the hop that got it (a proxy answers it); undici refuses it.
+    if (headers.expect !== undefined) delete headers.expect;
     const exchange = new TargetExchange(
       handlers,
       this.inFlight,

@@ -104,6 +104,16 @@ export class ScrapeHandler {
       finish('bad_request', 405, { reason });
       return;
     }
+    if (carriesBody(req)) {
+      // A GET or HEAD has no body to send on (HTTP/2 would reset a stream that named one).
+      const reason = `a ${req.method} request carries no body, but this one has one (Content-Length or Transfer-Encoding); send the request without a body`;
+      sendText(res, 400, `natprox: ${reason}`, {
+        code: 'NATPROX_BAD_REQUEST',
+        headers: { connection: 'close' },
+      });
+      finish('bad_request', 400, { reason });
+      return;
+    }
 
     const session = this.options.registry.lookup(name);
     if (!session) {
@@ -150,6 +160,10 @@ export class ScrapeHandler {
     };
 
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
+    // Node's server answered "100 Continue" itself; the expectation ends at this hop (and
+    // the client's HTTP library refuses it). A GET's "Content-Length: 0" frames nothing.
+    delete headers.expect;
+    delete headers['content-length'];
     const pathAndQuery = `${url.pathname}${url.search}`;
     session
       .scrape({ name, port, pathAndQuery, headers, deadlineMs }, abort)
@@ -245,6 +259,13 @@ export class ScrapeHandler {
         });
       });
   }
+}
+
+/** Whether a request has a body: a Content-Length above 0, or any Transfer-Encoding. */
+function carriesBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && contentLength(length) !== 0;
 }
 
 /** Longest part of a client's error answer kept as the reason. */
