@@ -4,8 +4,17 @@
  * the proxy, and bodies of the methods an allowlist grants stream through to the target.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { scrapeThrough, startClient, startProxy, startTarget } from './helpers/loopback.js';
+import {
+  readBody,
+  scrapeThrough,
+  startClient,
+  startProxy,
+  startTarget,
+  within,
+} from './helpers/loopback.js';
 import { rawRequest } from './helpers/raw-http.js';
 
 interface Seen {
@@ -76,5 +85,221 @@ describe('GET and HEAD with a body, Expect: 100-continue', () => {
     assert.equal(empty.status, 200, empty.text);
     assert.equal(seen.length, 2);
     assert.equal(seen[0]?.headers.expect, undefined);
+  });
+});
+
+/** Sends `method` with `body` (chunked when `chunked`) through the proxy to `targetUrl`. */
+function sendThrough(
+  proxyPort: number,
+  method: string,
+  targetUrl: string,
+  body: Buffer,
+  options: { chunked?: boolean; chunkBytes?: number } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const { host } = new URL(targetUrl);
+  return within(
+    new Promise((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1',
+        port: proxyPort,
+        method,
+        path: targetUrl,
+        headers: {
+          host,
+          ...(options.chunked ? {} : { 'content-length': String(body.length) }),
+        },
+        agent: false,
+      });
+      req.once('error', reject);
+      req.once('response', (res) => {
+        readBody(res).then(
+          (text) =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text.toString() }),
+          reject,
+        );
+      });
+      // In pieces, as a streaming sender would; an early answer stops the sending.
+      const step = options.chunkBytes ?? 256 * 1024;
+      let at = 0;
+      const writeMore = (): void => {
+        while (at < body.length && !req.destroyed) {
+          const ok = req.write(body.subarray(at, at + step));
+          at += step;
+          if (!ok) {
+            req.once('drain', writeMore);
+            return;
+          }
+        }
+        if (!req.destroyed) req.end();
+      };
+      writeMore();
+    }),
+    15_000,
+    `${method} ${targetUrl}`,
+  );
+}
+
+describe('request bodies through the native tunnel', () => {
+  let proxyPort: number;
+  let targetPort: number;
+  const seen: Array<{ method: string; url: string; bytes: number }> = [];
+  const LIMIT = 4 * 1024 * 1024;
+
+  before(async () => {
+    const target = await startTarget((req, res) => {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        bytes += chunk.length;
+      });
+      req.once('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', bytes });
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`${bytes} ${hash.digest('hex')}\n`);
+      });
+    }, teardown);
+    targetPort = target.port;
+    const proxy = await startProxy(teardown, { limits: { maxRequestBytes: LIMIT } });
+    proxyPort = proxy.port;
+    await startClient(teardown, {
+      proxyUrl: new URL(proxy.url),
+      allow: [
+        { host: '127.0.0.1', port: targetPort },
+        { host: '127.0.0.1', port: targetPort, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
+      ],
+    });
+  });
+
+  it('a POST of several MiB to a granted path streams through, with Content-Length and chunked', async () => {
+    const body = randomBytes(3 * 1024 * 1024 + 17);
+    const expected = `${body.length} ${createHash('sha256').update(body).digest('hex')}\n`;
+    const url = `http://demo:${targetPort}/api/v1/read`;
+    const sized = await sendThrough(proxyPort, 'POST', url, body);
+    assert.equal(sized.status, 200, sized.body);
+    assert.equal(sized.body, expected);
+    const chunked = await sendThrough(proxyPort, 'POST', url, body, { chunked: true });
+    assert.equal(chunked.status, 200, chunked.body);
+    assert.equal(chunked.body, expected);
+    // A POST without a body works too.
+    const empty = await sendThrough(proxyPort, 'POST', url, Buffer.alloc(0));
+    assert.equal(empty.status, 200, empty.body);
+    assert.match(empty.body, /^0 /);
+    assert.deepEqual(
+      seen.map((s) => [s.method, s.bytes]),
+      [
+        ['POST', body.length],
+        ['POST', body.length],
+        ['POST', 0],
+      ],
+    );
+  });
+
+  it('a POST or PUT the client does not grant: 405 or 403 from the client, the body never reaches the target', async () => {
+    const before = seen.length;
+    const body = randomBytes(1024 * 1024);
+    const quit = await sendThrough(proxyPort, 'POST', `http://demo:${targetPort}/-/quit`, body);
+    assert.equal(quit.status, 405, quit.body);
+    assert.equal(quit.headers.allow, 'GET, HEAD');
+    assert.match(quit.body, /^natprox client: method POST is not allowed/);
+    const put = await sendThrough(proxyPort, 'PUT', `http://demo:${targetPort}/api/v1/read`, body);
+    assert.equal(put.status, 405, put.body);
+    assert.equal(put.headers.allow, 'GET, HEAD, POST');
+    assert.equal(seen.length, before, 'the target was reached');
+    // The tunnel is fine afterwards.
+    const get = await scrapeThrough(proxyPort, `http://demo:${targetPort}/metrics`);
+    assert.equal(get.status, 200, get.body);
+  });
+
+  it('a body over max_request_bytes: 413 from the proxy, declared or chunked; the target gets no whole body', async () => {
+    const before = seen.length;
+    const body = randomBytes(LIMIT + 1);
+    const url = `http://demo:${targetPort}/api/v1/read`;
+    const declared = await sendThrough(proxyPort, 'POST', url, body);
+    assert.equal(declared.status, 413, declared.body);
+    assert.equal(declared.headers['x-natprox-error'], 'NATPROX_REQUEST_TOO_LARGE');
+    assert.match(declared.body, /max_request_bytes/);
+    assert.equal(seen.length, before, 'a declared oversize body is refused before the tunnel');
+    const chunked = await sendThrough(proxyPort, 'POST', url, body, { chunked: true });
+    assert.equal(chunked.status, 413, chunked.body);
+    assert.equal(chunked.headers['x-natprox-error'], 'NATPROX_REQUEST_TOO_LARGE');
+    assert.equal(seen.length, before, 'the target finished no request');
+  });
+});
+
+describe('request bodies over PushProx (natprox proxy, natprox client --transport pushprox)', () => {
+  let proxyPort: number;
+  let targetPort: number;
+  const seen: Array<{ method: string; url: string; bytes: number }> = [];
+  const LIMIT = 4 * 1024 * 1024;
+
+  before(async () => {
+    const target = await startTarget((req, res) => {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        bytes += chunk.length;
+      });
+      req.once('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', bytes });
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`${bytes} ${hash.digest('hex')}\n`);
+      });
+    }, teardown);
+    targetPort = target.port;
+    const proxy = await startProxy(teardown, { limits: { maxRequestBytes: LIMIT } });
+    proxyPort = proxy.port;
+    await startClient(teardown, {
+      proxyUrl: new URL(proxy.url),
+      names: ['demo'],
+      transport: 'pushprox',
+      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
+      pollAcceptedAfterMs: 50,
+      allow: [
+        { host: '127.0.0.1', port: targetPort },
+        { host: '127.0.0.1', port: targetPort, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
+      ],
+    });
+  });
+
+  it('a POST to a granted path carries its body in the poll answer, Content-Length or chunked', async () => {
+    const body = randomBytes(2 * 1024 * 1024 + 5);
+    const expected = `${body.length} ${createHash('sha256').update(body).digest('hex')}\n`;
+    const url = `http://demo:${targetPort}/api/v1/read`;
+    const sized = await sendThrough(proxyPort, 'POST', url, body);
+    assert.equal(sized.status, 200, sized.body);
+    assert.equal(sized.body, expected);
+    const chunked = await sendThrough(proxyPort, 'POST', url, body, { chunked: true });
+    assert.equal(chunked.status, 200, chunked.body);
+    assert.equal(chunked.body, expected);
+    assert.deepEqual(
+      seen.map((s) => [s.method, s.url, s.bytes]),
+      [
+        ['POST', '/api/v1/read', body.length],
+        ['POST', '/api/v1/read', body.length],
+      ],
+    );
+  });
+
+  it('a method not granted: 405 from the client; a body over max_request_bytes: 413', async () => {
+    const before = seen.length;
+    const quit = await sendThrough(
+      proxyPort,
+      'POST',
+      `http://demo:${targetPort}/-/quit`,
+      Buffer.from('x'),
+    );
+    assert.equal(quit.status, 405, quit.body);
+    assert.equal(quit.headers.allow, 'GET, HEAD');
+    const url = `http://demo:${targetPort}/api/v1/read`;
+    const tooLarge = await sendThrough(proxyPort, 'POST', url, randomBytes(LIMIT + 1), {
+      chunked: true,
+    });
+    assert.equal(tooLarge.status, 413, tooLarge.body);
+    assert.equal(tooLarge.headers['x-natprox-error'], 'NATPROX_REQUEST_TOO_LARGE');
+    assert.equal(seen.length, before, 'the target was reached');
+    const get = await scrapeThrough(proxyPort, `http://demo:${targetPort}/metrics`);
+    assert.equal(get.status, 200, get.body);
   });
 });

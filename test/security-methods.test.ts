@@ -320,4 +320,30 @@ describe('methods over PushProx, from a proxy that hands out any method', () => 
     }
     assert.deepEqual(read.seen, [], 'the target was reached');
   });
+
+  it('a POST with a body to the granted path reaches the target with its body; a GET with a body gets 400', async () => {
+    const { read, open } = fixture;
+    count += 1;
+    const id = `00000000-0000-4000-9000-${String(count).padStart(12, '0')}`;
+    const body = Buffer.from('a remote-read query');
+    const head = pollRequest('POST', 'node-a', read.port, '/api/v1/read', id).replace(
+      '\r\n\r\n',
+      `\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    const push = await proxy.send(id, head, body);
+    assert.match(push.startLine, /^HTTP\/1\.1 200 /, push.body.toString());
+    assert.equal(push.body.toString(), `POST /api/v1/read ${body.length}\n`);
+    assert.deepEqual(read.seen, [{ method: 'POST', url: '/api/v1/read' }]);
+
+    count += 1;
+    const getId = `00000000-0000-4000-9000-${String(count).padStart(12, '0')}`;
+    const getHead = pollRequest('GET', 'node-a', open.port, '/metrics', getId).replace(
+      '\r\n\r\n',
+      '\r\nContent-Length: 3\r\n\r\n',
+    );
+    const refused = await proxy.send(getId, getHead, Buffer.from('abc'));
+    assert.match(refused.startLine, /^HTTP\/1\.1 400 /, refused.body.toString());
+    assert.match(refused.body.toString(), /carries no body/);
+    assert.equal(open.seen.length, 1, 'only the earlier GET reached the open target');
+  });
 });

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { RelayOptions } from '../util/relay-body.js';
 import { TargetExchange } from './target-exchange.js';
@@ -24,6 +24,11 @@ export interface LocalScrape {
   /** NAME:PORT as the scraper addressed it, sent as Host (and as the name TLS verifies). */
   authority: string;
   deadlineMs: number;
+  /**
+   * The request body, for a request that has one: streamed to the target only once the
+   * allowlist granted the method; never for a GET or HEAD (refused with 400).
+   */
+  body?: Readable | Buffer | undefined;
 }
 
 /** How a fetch ended before a response; the transport answers in its own way. */
@@ -168,6 +173,15 @@ export class LocalTargets {
     }
     // Before anything reaches the target: a proxy may send any method (a compromised one,
     // or a PushProx proxy, which forwards whatever it is sent).
+    if (scrape.body !== undefined && (scrape.method === 'GET' || scrape.method === 'HEAD')) {
+      handlers.refused(
+        400,
+        'NATPROX_BAD_REQUEST',
+        'forbidden',
+        `a ${scrape.method} request carries no body, but this one has one`,
+      );
+      return undefined;
+    }
     const decision = this.allowlist.check(scrape.port, path, scrape.method);
     if (!decision.allowed) {
       const methods = decision.allowedMethods;
@@ -199,6 +213,7 @@ export class LocalTargets {
         method: scrape.method as Dispatcher.HttpMethod,
         path: pathAndQuery,
         headers: headers as IncomingHttpHeaders,
+        body: scrape.body ?? null,
       },
       exchange,
     );

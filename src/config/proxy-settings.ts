@@ -116,6 +116,9 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_names_per_client
           ? { maxNamesPerClient: file.limits.max_names_per_client }
           : {}),
+        ...(file.limits?.max_request_bytes
+          ? { maxRequestBytes: file.limits.max_request_bytes }
+          : {}),
         ...(file.limits?.max_response_bytes
           ? { maxResponseBytes: file.limits.max_response_bytes }
           : {}),

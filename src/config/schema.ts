@@ -118,6 +118,7 @@ export const proxyFileSchema = z
         max_streams_per_client: positiveInt.optional(),
         max_names_per_client: positiveInt.optional(),
         max_response_bytes: byteSize.optional(),
+        max_request_bytes: byteSize.optional(),
       })
       .strict()
       .optional(),

@@ -32,6 +32,8 @@ export interface ProxyLimits {
   maxStreamsPerClient: number;
   maxNamesPerClient: number;
   maxResponseBytes: number;
+  /** Largest request body (remote_read queries, say) passed on to a client. */
+  maxRequestBytes: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -39,6 +41,7 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxStreamsPerClient: 64,
   maxNamesPerClient: 16,
   maxResponseBytes: 512 * 1024 * 1024,
+  maxRequestBytes: 16 * 1024 * 1024,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -127,6 +130,7 @@ export class NatproxProxy {
       maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
       maxStreamsPerClient: this.limits.maxStreamsPerClient,
       maxResponseBytes: this.limits.maxResponseBytes,
+      maxRequestBytes: this.limits.maxRequestBytes,
     });
     const shared = {
       registry: this.registry,

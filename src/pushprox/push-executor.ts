@@ -160,6 +160,7 @@ export class PushExecutor {
           headers: withoutId(endToEndHeaders(request.headers, [INTERNAL_HEADER_PREFIX])),
           authority: url.host,
           deadlineMs,
+          body: request.body,
         },
         {
           refused: (status, code, outcome, reason, allow) =>
