@@ -204,6 +204,13 @@ describe('proxy config file', () => {
     }
   });
 
+  it('limits.max_request_bytes takes a size', async () => {
+    const sized = resolveProxySettings({
+      config: await yamlFile('limits:\n  max_request_bytes: 1MiB\n'),
+    });
+    assert.equal(sized.proxy.limits?.maxRequestBytes, 1024 * 1024);
+  });
+
   it('limits.max_response_bytes takes a size or a number', async () => {
     const sized = resolveProxySettings({
       config: await yamlFile('limits:\n  max_response_bytes: 512MiB\n'),
