@@ -303,3 +303,58 @@ describe('request bodies over PushProx (natprox proxy, natprox client --transpor
     assert.equal(get.status, 200, get.body);
   });
 });
+
+describe('a request body that stalls', () => {
+  it('the scrape deadline ends it: 504 to the scraper, the target request aborted', async () => {
+    let targetAborted!: () => void;
+    const aborted = new Promise<void>((resolve) => {
+      targetAborted = resolve;
+    });
+    let targetBytes = 0;
+    const target = await startTarget((req, res) => {
+      req.on('data', (chunk: Buffer) => {
+        targetBytes += chunk.length;
+      });
+      req.once('close', () => {
+        if (!req.complete) targetAborted();
+      });
+      req.once('end', () => res.end('whole\n'));
+    }, teardown);
+    const proxy = await startProxy(teardown);
+    await startClient(teardown, {
+      proxyUrl: new URL(proxy.url),
+      allow: [{ host: '127.0.0.1', port: target.port, methods: ['POST'] }],
+    });
+    const url = `http://demo:${target.port}/api/v1/read`;
+    const answer = await within(
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({
+          host: '127.0.0.1',
+          port: proxy.port,
+          method: 'POST',
+          path: url,
+          headers: {
+            host: `demo:${target.port}`,
+            'content-length': '1000',
+            'x-prometheus-scrape-timeout-seconds': '0.5',
+          },
+          agent: false,
+        });
+        req.once('error', reject);
+        req.once('response', (res) => {
+          readBody(res).then(
+            (body) => resolve({ status: res.statusCode ?? 0, body: body.toString() }),
+            reject,
+          );
+        });
+        // Half the body, then nothing: the sender stalls.
+        req.write(Buffer.alloc(500, 97));
+      }),
+      5000,
+      'the answer to a stalled upload',
+    );
+    assert.equal(answer.status, 504, answer.body);
+    await within(aborted, 5000, 'the target request to be aborted');
+    assert.equal(targetBytes, 500, 'the target got the half that was sent, streamed');
+  });
+});
