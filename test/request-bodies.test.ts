@@ -94,7 +94,7 @@ function sendThrough(
   method: string,
   targetUrl: string,
   body: Buffer,
-  options: { chunked?: boolean; chunkBytes?: number } = {},
+  options: { chunked?: boolean; chunkBytes?: number; agent?: http.Agent } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const { host } = new URL(targetUrl);
   return within(
@@ -108,7 +108,7 @@ function sendThrough(
           host,
           ...(options.chunked ? {} : { 'content-length': String(body.length) }),
         },
-        agent: false,
+        agent: options.agent ?? false,
       });
       req.once('error', reject);
       req.once('response', (res) => {
@@ -209,6 +209,28 @@ describe('request bodies through the native tunnel', () => {
     // The tunnel is fine afterwards.
     const get = await scrapeThrough(proxyPort, `http://demo:${targetPort}/metrics`);
     assert.equal(get.status, 200, get.body);
+  });
+
+  it('after an answer that came before the whole body went, the keep-alive connection carries the next request', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    after(() => agent.destroy());
+    const sockets = new Set<unknown>();
+    agent.on('free', (socket) => sockets.add(socket));
+    const quit = await sendThrough(
+      proxyPort,
+      'POST',
+      `http://demo:${targetPort}/-/quit`,
+      randomBytes(2 * 1024 * 1024),
+      { agent },
+    );
+    assert.equal(quit.status, 405, quit.body);
+    const next = await within(
+      scrapeThrough(proxyPort, `http://demo:${targetPort}/metrics`, {}, agent),
+      5000,
+      'the next request on the same connection',
+    );
+    assert.equal(next.status, 200, next.body);
+    assert.equal(sockets.size, 1, 'both went over one connection');
   });
 
   it('a body over max_request_bytes: 413 from the proxy, declared or chunked; the target gets no whole body', async () => {

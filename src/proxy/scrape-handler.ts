@@ -169,8 +169,14 @@ export class ScrapeHandler {
       clearTimeout(deadline);
       release();
       // The answer is through before the whole request body went (a target or the client
-      // answered early): stop sending it, so the stream does not outlive the scrape.
-      if (body && !req.readableEnded) cancelUpload?.();
+      // answered early): stop sending it, so the stream does not outlive the scrape, and
+      // read the rest away as Node does for a body nobody reads, so the connection can
+      // carry the next request.
+      if (body && !req.readableEnded) {
+        cancelUpload?.();
+        req.unpipe();
+        req.resume();
+      }
     };
 
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
