@@ -15,6 +15,8 @@ import {
   startTarget,
   within,
 } from './helpers/loopback.js';
+import { readPolledRequest } from '../src/pushprox/request-reader.js';
+import { MAX_POLLED_BODY_BYTES } from '../src/pushprox/wire-format.js';
 import { rawRequest } from './helpers/raw-http.js';
 
 interface Seen {
@@ -378,5 +380,42 @@ describe('a request body that stalls', () => {
     assert.equal(answer.status, 504, answer.body);
     await within(aborted, 5000, 'the target request to be aborted');
     assert.equal(targetBytes, 500, 'the target got the half that was sent, streamed');
+  });
+});
+
+describe('a polled request with a body (PushProx wire format)', () => {
+  const head = (framing: string): Buffer =>
+    Buffer.from(
+      `POST http://node-a:9090/api/v1/read HTTP/1.1\r\nHost: node-a:9090\r\nId: 1\r\n${framing}\r\n`,
+      'latin1',
+    );
+
+  it('reads a Content-Length body and a chunked one (as Go writes a body of unknown length)', () => {
+    const sized = readPolledRequest(
+      Buffer.concat([head('Content-Length: 5\r\n'), Buffer.from('hello')]),
+    );
+    assert.equal(typeof sized === 'string' ? sized : sized.body?.toString(), 'hello');
+    const chunked = readPolledRequest(
+      Buffer.concat([
+        head('Transfer-Encoding: chunked\r\n'),
+        Buffer.from('3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n'),
+      ]),
+    );
+    assert.equal(typeof chunked === 'string' ? chunked : chunked.body?.toString(), 'hello');
+    const none = readPolledRequest(head(''));
+    assert.equal(typeof none === 'string' ? none : none.body, undefined);
+  });
+
+  it('says what is wrong with a body cut off or over the limit', () => {
+    const short = readPolledRequest(
+      Buffer.concat([head('Content-Length: 9\r\n'), Buffer.from('hello')]),
+    );
+    assert.equal(short, "the polled request's body: cut off after 5 of 9 bytes");
+    const open = readPolledRequest(
+      Buffer.concat([head('Transfer-Encoding: chunked\r\n'), Buffer.from('5\r\nhello\r\n')]),
+    );
+    assert.equal(open, "the polled request's body: the chunked body is cut off");
+    const huge = readPolledRequest(head(`Content-Length: ${MAX_POLLED_BODY_BYTES + 1}\r\n`));
+    assert.match(String(huge), /over the limit of 16777216/);
   });
 });

@@ -182,8 +182,8 @@ export class ScrapeHandler {
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
     // Node's server answered "100 Continue" itself; the expectation ends at this hop (and
     // the client's HTTP library refuses it). "Content-Length: 0" frames nothing.
-    delete headers.expect;
-    if (!hasBody) delete headers['content-length'];
+    if (headers.expect !== undefined) delete headers.expect;
+    if (!hasBody && headers['content-length'] !== undefined) delete headers['content-length'];
     const pathAndQuery = `${url.pathname}${url.search}`;
     const body = hasBody ? limitedBody(req, policy.maxRequestBytes, abort) : undefined;
     session
