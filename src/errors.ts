@@ -11,7 +11,8 @@ export type NatproxErrorCode =
   | 'NATPROX_REGISTRATION_REJECTED'
   | 'NATPROX_UNAUTHORIZED'
   | 'NATPROX_TUNNEL_FAILED'
-  | 'NATPROX_RESPONSE_TOO_LARGE';
+  | 'NATPROX_RESPONSE_TOO_LARGE'
+  | 'NATPROX_REQUEST_TOO_LARGE';
 
 export class NatproxError extends Error {
   readonly code: NatproxErrorCode;

@@ -215,3 +215,102 @@ describe('Allowlist.ports (registered with the proxy)', () => {
     assert.deepEqual(registrations[0]?.names, ['demo']);
   });
 });
+
+describe('--allow with methods and paths', () => {
+  it('PORT/PATH limits the path; "METHODS PORT/PATH" grants methods there', () => {
+    const list = fromFlags('9100', '9090/federate', 'POST 9090/api/v1/read');
+    assert.deepEqual(list.targets, [
+      { host: '127.0.0.1', port: 9100 },
+      { host: '127.0.0.1', port: 9090, pathPrefixes: ['/federate'] },
+      { host: '127.0.0.1', port: 9090, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
+    ]);
+    assert.deepEqual(list.ports, [9090, 9100]);
+    assert.equal(list.check(9090, '/federate', 'GET').allowed, true);
+    assert.equal(list.check(9090, '/federate', 'HEAD').allowed, true);
+    assert.equal(list.check(9090, '/api/v1/read', 'POST').allowed, true);
+    const wrongMethod = list.check(9090, '/api/v1/read', 'GET');
+    assert.equal(wrongMethod.allowed, false);
+    assert.deepEqual(!wrongMethod.allowed && wrongMethod.allowedMethods, ['POST']);
+    const postFederate = list.check(9090, '/federate', 'POST');
+    assert.deepEqual(!postFederate.allowed && postFederate.allowedMethods, ['GET', 'HEAD']);
+    const quit = list.check(9090, '/-/quit', 'POST');
+    assert.equal(quit.allowed, false);
+    assert.equal(!quit.allowed && quit.allowedMethods, undefined, 'a path not granted: 403');
+  });
+
+  it('a port without methods allows GET and HEAD only, on every path', () => {
+    const list = fromFlags('9100');
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'get']) {
+      const decision = list.check(9100, '/metrics', method);
+      assert.equal(decision.allowed, false, method);
+      assert.deepEqual(!decision.allowed && decision.allowedMethods, ['GET', 'HEAD'], method);
+      assert.match(!decision.allowed ? decision.reason : '', /need an explicit grant/);
+    }
+  });
+
+  it('several methods, a host, IPv6, lower case', () => {
+    assert.deepEqual(fromFlags('GET,POST 192.168.1.5:9090/x').targets, [
+      { host: '192.168.1.5', port: 9090, pathPrefixes: ['/x'], methods: ['GET', 'POST'] },
+    ]);
+    assert.deepEqual(fromFlags('post [::1]:9090/api/v1/read').targets, [
+      { host: '::1', port: 9090, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
+    ]);
+    // GET brings HEAD along.
+    const list = fromFlags('GET,POST 9090/x');
+    assert.equal(list.check(9090, '/x', 'HEAD').allowed, true);
+  });
+
+  it('"PORT/" reads every path and refuses CONNECT (the bytes inside could be any method)', () => {
+    const list = fromFlags('9090/');
+    assert.equal(list.check(9090, '/metrics').allowed, true);
+    assert.equal(list.check(9090, '/').allowed, true);
+    assert.equal(list.checkConnect(9090).allowed, false);
+    assert.equal(fromFlags('9090').checkConnect(9090).allowed, true);
+  });
+
+  it('refuses what it cannot read, naming the flag', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['POST', /expected PORT or HOST:PORT/],
+      ['POST 90x/x', /expected PORT or HOST:PORT/],
+      ['PO-ST 9090/x', /"PO-ST" is not an HTTP method/],
+      ['CONNECT 9090', /CONNECT is not a method to list/],
+      [',POST 9090', /"" is not an HTTP method/],
+      ['POST 9090/a/../b', /contains "\." or "\.\." segments/],
+      ['POST 9090/x?y', /has a query or fragment/],
+      ['POST 9090 extra', /expected \[METHODS \]\[HOST:\]PORT\[\/PATH\]/],
+    ];
+    for (const [text, expected] of cases) {
+      assert.throws(
+        () => fromFlags(text),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.message.startsWith('--allow: ') &&
+          expected.test(err.message),
+        text,
+      );
+    }
+  });
+
+  it('YAML entries: {port, paths, methods}, and the same strings as the flag', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'natprox-allow-'));
+    const file = join(dir, 'client.yaml');
+    await writeFile(
+      file,
+      'proxy_url: http://127.0.0.1:8080\nallow:\n  - 9090\n  - {port: 9090, paths: [/api/v1/read], methods: [POST]}\n  - "PUT 9090/x"\n',
+    );
+    const settings = resolveClientSettings({ config: file });
+    assert.deepEqual(settings.client.allow, [
+      { host: '127.0.0.1', port: 9090 },
+      { host: '127.0.0.1', port: 9090, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
+      { host: '127.0.0.1', port: 9090, pathPrefixes: ['/x'], methods: ['PUT'] },
+    ]);
+    await writeFile(
+      file,
+      'proxy_url: http://127.0.0.1:8080\nallow:\n  - {port: 9090, methods: [CONNECT]}\n',
+    );
+    assert.throws(() => resolveClientSettings({ config: file }), /allow\[0\]: methods: CONNECT/);
+  });
+});

@@ -253,6 +253,13 @@ describe('proxy config file', () => {
     assert.match(proxyError(wrongType), /behind_reverse_proxy: expected true or false/);
   });
 
+  it('limits.max_request_bytes takes a size', async () => {
+    const sized = resolveProxySettings({
+      config: await yamlFile('limits:\n  max_request_bytes: 1MiB\n'),
+    });
+    assert.equal(sized.proxy.limits?.maxRequestBytes, 1024 * 1024);
+  });
+
   it('limits.max_response_bytes takes a size or a number', async () => {
     const sized = resolveProxySettings({
       config: await yamlFile('limits:\n  max_response_bytes: 512MiB\n'),
@@ -550,7 +557,10 @@ shutdown_grace: 3s
 
     it('bad host:port in allow', async () => {
       const file = await yamlFile(`${base}allow: [9100, "nas:http"]\n`);
-      assert.equal(clientError(file), `${file}: allow[1]: expected PORT or HOST:PORT`);
+      assert.equal(
+        clientError(file),
+        `${file}: allow[1]: expected PORT or HOST:PORT, got "nas:http"`,
+      );
     });
 
     it('port 0 in allow', async () => {

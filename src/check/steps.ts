@@ -5,6 +5,7 @@ import {
   type ClientFlags,
   type ClientSettings,
 } from '../config/client-settings.js';
+import { describeTarget } from '../client/allowlist.js';
 import { clientProxies } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
 import type { ClientTls } from '../tunnel/tls-connect.js';
@@ -38,13 +39,7 @@ export function checkConfig(
       `${url.origin}${url.pathname === '/' ? '' : url.pathname} (${trustText(url, tls)})`,
   );
   const withToken = proxies.filter((proxy) => proxy.token).length;
-  const allowed = allow
-    .map((t) =>
-      t.pathPrefixes
-        ? `${formatHostPort(t.host, t.port)} (${t.pathPrefixes.join(', ')})`
-        : formatHostPort(t.host, t.port),
-    )
-    .join(', ');
+  const allowed = allow.map(describeTarget).join(', ');
   const labelText = Object.entries(labels ?? {})
     .map(([key, value]) => `${key}=${value}`)
     .join(', ');

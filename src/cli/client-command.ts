@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { describeTarget } from '../client/allowlist.js';
 import { NatproxClient } from '../client/natprox-client.js';
 import { resolveClientSettings } from '../config/client-settings.js';
 import { logClientEvents } from '../observability/client-logging.js';
@@ -48,7 +49,7 @@ export async function clientCommand(args: string[]): Promise<number> {
       proxies: client.proxies.map(({ url }) => redactUrl(url)),
       ...(settings.client.connectAllAddresses ? { connectAllAddresses: true } : {}),
       names: settings.client.names,
-      allow: client.allowlist.targets.map((t) => formatHostPort(t.host, t.port)),
+      allow: client.allowlist.targets.map(describeTarget),
       labels: settings.client.labels,
     },
     'natprox client starting',

@@ -69,8 +69,11 @@ const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. ht
   --transport KIND                 native (default): the natprox tunnel; pushprox: long-poll a
                                    PushProx proxy at --proxy-url (/poll, /push), one --name only
   --name NAME                      a name to serve, repeatable (default: this host's name)
-  --allow PORT | HOST:PORT         a local target the client may fetch, repeatable; PORT alone
-                                   means 127.0.0.1:PORT. Nothing else is ever fetched.
+  --allow ENTRY                    a local target the client may fetch, repeatable. ENTRY is
+                                   [METHODS ][HOST:]PORT[/PATH]: PORT alone means
+                                   127.0.0.1:PORT, GET and HEAD on any path; /PATH limits it to
+                                   a path prefix; METHODS grants others there, e.g.
+                                   --allow 'POST 9090/api/v1/read'. Nothing else is fetched.
   --label KEY=VALUE                a label on this client's /clients target groups, repeatable
   --config FILE                    YAML config: proxy_url (or proxies: [{url, token_file,
                                    ca_file, tls_fingerprint, cert_file, key_file}]),

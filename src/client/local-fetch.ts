@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { RelayOptions } from '../util/relay-body.js';
 import { TargetExchange } from './target-exchange.js';
@@ -24,12 +24,26 @@ export interface LocalScrape {
   /** NAME:PORT as the scraper addressed it, sent as Host (and as the name TLS verifies). */
   authority: string;
   deadlineMs: number;
+  /**
+   * The request body, for a request that has one: streamed to the target only once the
+   * allowlist granted the method; never for a GET or HEAD (refused with 400).
+   */
+  body?: Readable | Buffer | undefined;
 }
 
 /** How a fetch ended before a response; the transport answers in its own way. */
 export interface LocalFetchHandlers {
-  /** Refused (name, allowlist) or failed (target down, deadline): natprox's own answer. */
-  refused(status: number, code: NatproxErrorCode, outcome: ServeOutcome, reason: string): void;
+  /**
+   * Refused (name, allowlist) or failed (target down, deadline): natprox's own answer.
+   * `allow` is set for a 405 (a method the allowlist does not grant): the Allow header.
+   */
+  refused(
+    status: number,
+    code: NatproxErrorCode,
+    outcome: ServeOutcome,
+    reason: string,
+    allow?: string,
+  ): void;
   /** The requester went away before the target answered. */
   cancelled(): void;
   /**
@@ -157,9 +171,26 @@ export class LocalTargets {
       );
       return undefined;
     }
-    const decision = this.allowlist.check(scrape.port, path);
+    // Before anything reaches the target: a proxy may send any method (a compromised one,
+    // or a PushProx proxy, which forwards whatever it is sent).
+    if (scrape.body !== undefined && (scrape.method === 'GET' || scrape.method === 'HEAD')) {
+      handlers.refused(
+        400,
+        'NATPROX_BAD_REQUEST',
+        'forbidden',
+        `a ${scrape.method} request carries no body, but this one has one`,
+      );
+      return undefined;
+    }
+    const decision = this.allowlist.check(scrape.port, path, scrape.method);
     if (!decision.allowed) {
-      handlers.refused(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
+      const methods = decision.allowedMethods;
+      if (methods) {
+        const allow = methods.join(', ');
+        handlers.refused(405, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason, allow);
+      } else {
+        handlers.refused(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
+      }
       return undefined;
     }
     const { target } = decision;
@@ -168,6 +199,8 @@ export class LocalTargets {
     // Object.assign, not a spread followed by more keys: V8 takes a slow path for those.
     const headers: OutgoingHttpHeaders = Object.assign({}, scrape.headers);
     headers.host = scrape.authority;
+    // An expectation is for the hop that got it (a proxy answers it); undici refuses it.
+    if (headers.expect !== undefined) delete headers.expect;
     const exchange = new TargetExchange(
       handlers,
       this.inFlight,
@@ -180,6 +213,7 @@ export class LocalTargets {
         method: scrape.method as Dispatcher.HttpMethod,
         path: pathAndQuery,
         headers: headers as IncomingHttpHeaders,
+        body: scrape.body ?? null,
       },
       exchange,
     );

@@ -3,6 +3,7 @@ import http2, {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
+import { PassThrough } from 'node:stream';
 import { contentLength, endToEndHeaders } from '../util/headers.js';
 import { ignore } from '../util/ignore.js';
 import {
@@ -50,6 +51,10 @@ export class ScrapeExecutor {
     const path = pathAndQuery.split('?')[0] ?? '/';
     const { name, port } = parseAuthority(authority);
     const method = String(headers[':method'] ?? 'GET');
+    // A stream whose HEADERS did not end it carries a request body (a POST to remote read).
+    // undici reads it from a pass-through: when it is done with a body it destroys it, and
+    // the stream is also where the answer goes.
+    const body = stream.endAfterHeaders ? undefined : stream.pipe(new PassThrough());
     const lengthCompletes = headers[LENGTH_COMPLETES_HEADER] === '1' && method !== 'HEAD';
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path }, () => bytes);
@@ -117,12 +122,18 @@ export class ScrapeExecutor {
         headers: endToEndHeaders(headers, [INTERNAL_HEADER_PREFIX]),
         authority,
         deadlineMs: Number(headers[DEADLINE_HEADER]) || FALLBACK_DEADLINE_MS,
+        body,
       },
       {
-        refused: (status, code, outcome, reason) => {
+        refused: (status, code, outcome, reason, allow) => {
           stream.off('close', onStreamClosed);
           report(outcome, status, reason);
-          refuseStream(stream, status, code, reason);
+          refuseStream(stream, status, code, reason, allow);
+          // A body nobody will read is let go; the proxy resets the stream once it has the answer.
+          if (body) {
+            stream.unpipe(body);
+            stream.resume();
+          }
         },
         cancelled: () => report('cancelled', 0, 'the scraper went away'),
         response: (response) => {

@@ -4,12 +4,16 @@ import { CLIENT_ANSWER_PREFIX, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
-/** Answers a tunnel stream with natprox's own error; resets it when a response has begun. */
+/**
+ * Answers a tunnel stream with natprox's own error (with `allow` as the Allow header of a
+ * 405); resets it when a response has begun.
+ */
 export function refuseStream(
   stream: ServerHttp2Stream,
   status: number,
   code: NatproxErrorCode,
   reason: string,
+  allow?: string,
 ): void {
   if (stream.closed || stream.destroyed || stream.headersSent) {
     if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
@@ -19,6 +23,7 @@ export function refuseStream(
     ':status': status,
     'content-type': 'text/plain; charset=utf-8',
     [ERROR_CODE_HEADER]: code,
+    ...(allow === undefined ? {} : { allow }),
   });
   stream.end(`${CLIENT_ANSWER_PREFIX}${reason}\n`);
 }

@@ -4,7 +4,13 @@ import type { ClientOptions } from '../client/natprox-client.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
 import { validateLabelName, validateLabelValue, validateName } from '../tunnel/protocol.js';
-import { parseHostPort, type HostPort } from '../util/host-port.js';
+import type { HostPort } from '../util/host-port.js';
+import {
+  DEFAULT_LOCAL_HOST,
+  methodsProblem,
+  parseAllowText,
+  pathPrefixProblem,
+} from './allow-entry.js';
 import { resolveClientProxies, type ClientProxyFlags } from './client-proxies.js';
 import { loadYamlFile } from './load-file.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, flagDurationMs, flagHostPort } from './proxy-settings.js';
@@ -30,21 +36,25 @@ export interface ClientSettings {
   warnings: string[];
 }
 
-const DEFAULT_LOCAL_HOST = '127.0.0.1';
-
 function allowedTarget(entry: AllowEntry, where: string): AllowedTarget {
   if (typeof entry === 'number') return { host: DEFAULT_LOCAL_HOST, port: entry };
   if (typeof entry === 'string') {
-    const parsed = parseHostPort(entry, DEFAULT_LOCAL_HOST);
-    if (typeof parsed === 'string' || parsed.port === 0) {
-      throw new ConfigError(`${where}: expected PORT or HOST:PORT, got "${entry}"`);
-    }
+    const parsed = parseAllowText(entry);
+    if (typeof parsed === 'string') throw new ConfigError(`${where}: ${parsed}`);
     return parsed;
   }
+  for (const path of entry.paths ?? []) {
+    const problem = pathPrefixProblem(path);
+    if (problem) throw new ConfigError(`${where}: ${problem}`);
+  }
+  const methods = entry.methods?.map((method) => method.toUpperCase());
+  const problem = methods && methodsProblem(methods);
+  if (problem) throw new ConfigError(`${where}: methods: ${problem}`);
   return {
     host: entry.host ?? DEFAULT_LOCAL_HOST,
     port: entry.port,
     ...(entry.paths ? { pathPrefixes: entry.paths } : {}),
+    ...(methods ? { methods: [...new Set(methods)] } : {}),
   };
 }
 

@@ -142,6 +142,9 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_tunnels_per_name
           ? { maxTunnelsPerName: file.limits.max_tunnels_per_name }
           : {}),
+        ...(file.limits?.max_request_bytes
+          ? { maxRequestBytes: file.limits.max_request_bytes }
+          : {}),
         ...(file.limits?.max_response_bytes
           ? { maxResponseBytes: file.limits.max_response_bytes }
           : {}),

@@ -127,6 +127,7 @@ export const proxyFileSchema = z
         max_names_per_entry: positiveInt.optional(),
         max_tunnels_per_name: positiveInt.optional(),
         max_response_bytes: byteSize.optional(),
+        max_request_bytes: byteSize.optional(),
       })
       .strict()
       .optional(),
@@ -138,18 +139,18 @@ export type ProxyFile = z.infer<typeof proxyFileSchema>;
 const allowEntry = z.union(
   [
     z.number().int().min(1).max(65535),
-    z.string().refine((text) => typeof parseHostPort(text, '127.0.0.1') !== 'string', {
-      message: 'expected PORT or HOST:PORT',
-    }),
+    // "HOST:PORT", "9090/federate", "POST 9090/api/v1/read": parsed by parseAllowText.
+    z.string(),
     z
       .object({
         host: z.string().min(1).optional(),
         port: z.number().int().min(1).max(65535),
         paths: z.array(z.string().startsWith('/', 'a path prefix starts with "/"')).optional(),
+        methods: z.array(z.string()).optional(),
       })
       .strict(),
   ],
-  { error: 'expected PORT, "HOST:PORT" or {host, port, paths}' },
+  { error: 'expected PORT, "HOST:PORT", "METHODS PORT/PATH" or {host, port, paths, methods}' },
 );
 
 /** One proxy of several; token_file, ca_file, tls_fingerprint, cert_file and key_file default to the top-level ones. */

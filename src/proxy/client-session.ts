@@ -9,6 +9,13 @@ export type Transport = 'native' | 'pushprox';
 export interface ScrapeRequest {
   name: string;
   port: number;
+  /** The scraper's method (GET when not set); the client's allowlist decides which it fetches. */
+  method?: string | undefined;
+  /**
+   * The request body, for a request that has one (never a GET or HEAD): streamed to the
+   * client within the scrape's deadline, its size already limited (max_request_bytes).
+   */
+  body?: Readable | undefined;
   /** Path and query, as the scraper sent them. */
   pathAndQuery: string;
   /** End-to-end headers of the scraper's request. */

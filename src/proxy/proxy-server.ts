@@ -39,6 +39,8 @@ export interface ProxyLimits {
   /** Defaults for clients: entries without max_names/max_tunnels (see entryLimits). */
   maxNamesPerEntry: number;
   maxTunnelsPerName: number;
+  /** Largest request body (remote_read queries, say) passed on to a client. */
+  maxRequestBytes: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -50,6 +52,7 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxPortsPerClient: 64,
   maxNamesPerEntry: 100,
   maxTunnelsPerName: 4,
+  maxRequestBytes: 16 * 1024 * 1024,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -157,6 +160,7 @@ export class NatproxProxy {
       maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
       maxStreamsPerClient: this.limits.maxStreamsPerClient,
       maxResponseBytes: this.limits.maxResponseBytes,
+      maxRequestBytes: this.limits.maxRequestBytes,
     });
     const shared = {
       registry: this.registry,

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
+import { ignore } from '../util/ignore.js';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
@@ -20,6 +22,7 @@ export interface ScrapePolicy {
   maxScrapeTimeoutMs: number;
   maxStreamsPerClient: number;
   maxResponseBytes: number;
+  maxRequestBytes: number;
 }
 
 export interface ScrapeHandlerOptions {
@@ -39,6 +42,7 @@ const OUTCOME_BY_CODE: Partial<Record<string, ScrapeOutcome>> = {
 
 const STATUS_BY_CODE: Partial<Record<NatproxErrorCode, number>> = {
   NATPROX_SCRAPE_TIMEOUT: 504,
+  NATPROX_REQUEST_TOO_LARGE: 413,
   NATPROX_CLIENT_LOST: 502,
   // A PushProx client that stopped polling: as when no client is connected.
   NATPROX_NO_CLIENT: 503,
@@ -95,13 +99,29 @@ export class ScrapeHandler {
       finish('bad_request', 400, { reason });
       return;
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      const reason = `method ${req.method} is not supported; scrapes use GET`;
-      sendText(res, 405, `natprox: ${reason}`, {
-        code: 'NATPROX_BAD_REQUEST',
-        headers: { allow: 'GET, HEAD' },
+    // Any method goes on: the client's allowlist decides (GET and HEAD unless it grants
+    // more), so a POST to a remote-read path the client allows works, and nothing else.
+    const method = req.method ?? 'GET';
+    const bodiless = method === 'GET' || method === 'HEAD';
+    const hasBody = carriesBody(req);
+    const declaredBody = contentLength(req.headers['content-length']) ?? 0;
+    if (hasBody && declaredBody > policy.maxRequestBytes) {
+      const reason = `request body of ${declaredBody} bytes is over the limit of ${policy.maxRequestBytes} (max_request_bytes)`;
+      sendText(res, 413, `natprox: ${reason}`, {
+        code: 'NATPROX_REQUEST_TOO_LARGE',
+        headers: { connection: 'close' },
       });
-      finish('bad_request', 405, { reason });
+      finish('too_large', 413, { reason });
+      return;
+    }
+    if (bodiless && hasBody) {
+      // A GET or HEAD has no body to send on (HTTP/2 would reset a stream that named one).
+      const reason = `a ${req.method} request carries no body, but this one has one (Content-Length or Transfer-Encoding); send the request without a body`;
+      sendText(res, 400, `natprox: ${reason}`, {
+        code: 'NATPROX_BAD_REQUEST',
+        headers: { connection: 'close' },
+      });
+      finish('bad_request', 400, { reason });
       return;
     }
 
@@ -143,22 +163,38 @@ export class ScrapeHandler {
       if (!settled && !res.writableFinished) abort.abort(new Error('scraper closed the request'));
     });
 
+    let cancelUpload: (() => void) | undefined;
     const done = (): void => {
       settled = true;
       clearTimeout(deadline);
       release();
+      // The answer is through before the whole request body went (a target or the client
+      // answered early): stop sending it, so the stream does not outlive the scrape, and
+      // read the rest away as Node does for a body nobody reads, so the connection can
+      // carry the next request.
+      if (body && !req.readableEnded) {
+        cancelUpload?.();
+        req.unpipe();
+        req.resume();
+      }
     };
 
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
+    // Node's server answered "100 Continue" itself; the expectation ends at this hop (and
+    // the client's HTTP library refuses it). "Content-Length: 0" frames nothing.
+    if (headers.expect !== undefined) delete headers.expect;
+    if (!hasBody && headers['content-length'] !== undefined) delete headers['content-length'];
     const pathAndQuery = `${url.pathname}${url.search}`;
+    const body = hasBody ? limitedBody(req, policy.maxRequestBytes, abort) : undefined;
     session
-      .scrape({ name, port, pathAndQuery, headers, deadlineMs }, abort)
+      .scrape({ name, port, method, pathAndQuery, headers, deadlineMs, body }, abort)
       .then((response) => {
+        cancelUpload = response.cancel;
         const code = response.headers[ERROR_CODE_HEADER];
         const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
         const limit = policy.maxResponseBytes;
         const length = contentLength(response.headers['content-length']);
-        const bodiless = req.method === 'HEAD' || statusHasNoBody(response.status);
+        const noBody = method === 'HEAD' || statusHasNoBody(response.status);
         const declared = length ?? 0;
         if (declared > limit) {
           done();
@@ -184,7 +220,7 @@ export class ScrapeHandler {
             // answers that have no body (HTTP/2 ends them with their head, trailer or not).
             abortSource: response.cancel,
             endedCleanly: () =>
-              bodiless || response.complete() || (length !== undefined && bytes === length),
+              noBody || response.complete() || (length !== undefined && bytes === length),
             inspect: (chunk) => {
               bytes += chunk.length;
               if (ownAnswer && explanation.length < MAX_EXPLANATION)
@@ -238,13 +274,57 @@ export class ScrapeHandler {
         const code = err instanceof NatproxError ? err.code : 'NATPROX_CLIENT_LOST';
         const status = STATUS_BY_CODE[code] ?? 502;
         const reason = errorMessage(err);
-        sendText(res, status, `natprox: ${reason}`, { code });
-        finish(status === 504 ? 'timeout' : status === 503 ? 'no_client' : 'client_lost', status, {
-          sessionId: session.id,
-          reason,
+        // The rest of a body over the limit is not read: the connection goes with the answer.
+        const tooLarge = code === 'NATPROX_REQUEST_TOO_LARGE';
+        sendText(res, status, `natprox: ${reason}`, {
+          code,
+          ...(tooLarge ? { headers: { connection: 'close' } } : {}),
         });
+        const failed =
+          status === 504
+            ? 'timeout'
+            : status === 503
+              ? 'no_client'
+              : tooLarge
+                ? 'too_large'
+                : 'client_lost';
+        finish(failed, status, { sessionId: session.id, reason });
       });
   }
+}
+
+/**
+ * The request body as the session streams it: past `limit` bytes (a chunked body, whose
+ * size nobody declared) the scrape is cancelled with NATPROX_REQUEST_TOO_LARGE (413).
+ */
+function limitedBody(req: IncomingMessage, limit: number, abort: Cancellation): Readable {
+  let seen = 0;
+  req.on('error', ignore);
+  return req.pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        seen += chunk.length;
+        if (seen <= limit) {
+          callback(null, chunk);
+          return;
+        }
+        abort.abort(
+          new NatproxError(
+            'NATPROX_REQUEST_TOO_LARGE',
+            `request body passed the limit of ${limit} bytes (max_request_bytes)`,
+          ),
+        );
+        callback();
+      },
+    }),
+  );
+}
+
+/** Whether a request has a body: a Content-Length above 0, or any Transfer-Encoding. */
+function carriesBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && contentLength(length) !== 0;
 }
 
 /** Longest part of a client's error answer kept as the reason. */
@@ -254,5 +334,8 @@ function abortOutcome(signal: CancelSignal, res: ServerResponse): ScrapeOutcome 
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
   if (reason instanceof NatproxError && reason.code === 'NATPROX_SCRAPE_TIMEOUT') return 'timeout';
+  if (reason instanceof NatproxError && reason.code === 'NATPROX_REQUEST_TOO_LARGE') {
+    return 'too_large';
+  }
   return res.writableFinished ? undefined : 'cancelled';
 }

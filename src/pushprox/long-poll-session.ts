@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { NatproxError } from '../errors.js';
 import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../proxy/client-session.js';
@@ -37,6 +38,8 @@ interface WaitingPoll {
 /** A scrape waiting for the next poll. */
 interface QueuedScrape {
   request: ScrapeRequest;
+  /** The request body, read in full: a poll answer carries it after the head. */
+  body: Buffer | undefined;
   signal: CancelSignal;
   resolve: (response: ScrapeResponse) => void;
   reject: (err: unknown) => void;
@@ -135,6 +138,20 @@ export class LongPollSession implements ClientSession {
   }
 
   scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
+    if (request.body) {
+      // A poll answer is one message: the body is read first (its size is limited already,
+      // and the scrape's deadline and cancellation stop the reading).
+      const source = request.body;
+      return readWhole(source, signal).then((body) => this.schedule(request, body, signal));
+    }
+    return this.schedule(request, undefined, signal);
+  }
+
+  private schedule(
+    request: ScrapeRequest,
+    body: Buffer | undefined,
+    signal: CancelSignal,
+  ): Promise<ScrapeResponse> {
     if (this.closed) {
       return Promise.reject(
         new NatproxError('NATPROX_CLIENT_LOST', `PushProx client is gone: ${this.closeReason}`),
@@ -142,7 +159,14 @@ export class LongPollSession implements ClientSession {
     }
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const queued: QueuedScrape = { request, signal, resolve, reject, stopWatching: () => {} };
+      const queued: QueuedScrape = {
+        request,
+        body,
+        signal,
+        resolve,
+        reject,
+        stopWatching: () => {},
+      };
       const res = this.takePoll();
       if (res) {
         this.dispatch(queued, res);
@@ -244,19 +268,25 @@ export class LongPollSession implements ClientSession {
     signal.addEventListener('abort', onAbort, { once: true });
     res.once('close', onPollLost);
     this.pending.add(entry);
-    const text = writeProxyRequest({
-      fqdn: this.fqdn,
-      port: request.port,
-      pathAndQuery: request.pathAndQuery,
-      headers: request.headers,
-      id,
-      timeoutSeconds: request.deadlineMs / 1000,
-    });
+    const head = Buffer.from(
+      writeProxyRequest({
+        method: request.method,
+        bodyLength: queued.body?.length,
+        fqdn: this.fqdn,
+        port: request.port,
+        pathAndQuery: request.pathAndQuery,
+        headers: request.headers,
+        id,
+        timeoutSeconds: request.deadlineMs / 1000,
+      }),
+      'latin1',
+    );
+    const answer = queued.body ? Buffer.concat([head, queued.body]) : head;
     res.writeHead(200, {
       'content-type': 'text/plain; charset=utf-8',
-      'content-length': Buffer.byteLength(text),
+      'content-length': answer.length,
     });
-    res.end(text);
+    res.end(answer);
   }
 
   private requeue(queued: QueuedScrape): void {
@@ -365,4 +395,30 @@ export class LongPollSession implements ClientSession {
 
 function isOpen(res: ServerResponse): boolean {
   return !res.destroyed && !res.headersSent && res.socket !== null && !res.socket.destroyed;
+}
+
+/** All of `source`; rejects with the signal's reason when the scrape is cancelled first. */
+function readWhole(source: Readable, signal: CancelSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const onAbort = (): void => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      reject(signal.reason);
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(Buffer.concat(chunks));
+    };
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    source.on('data', onData);
+    source.once('end', onEnd);
+  });
 }

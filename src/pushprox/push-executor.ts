@@ -85,11 +85,16 @@ export class PushExecutor {
         code: NatproxErrorCode,
         outcome: ServeOutcome,
         reason: string,
+        allow?: string,
       ): void => {
         const body = Buffer.from(`${CLIENT_ANSWER_PREFIX}${reason}\n`);
         const head = writeResponseHead({
           status,
-          headers: { 'content-type': 'text/plain; charset=utf-8', [ERROR_CODE_HEADER]: code },
+          headers: {
+            'content-type': 'text/plain; charset=utf-8',
+            [ERROR_CODE_HEADER]: code,
+            ...(allow === undefined ? {} : { allow }),
+          },
           id: request.id,
           remainingSeconds: remainingSeconds(),
           contentLength: body.length,
@@ -155,9 +160,11 @@ export class PushExecutor {
           headers: withoutId(endToEndHeaders(request.headers, [INTERNAL_HEADER_PREFIX])),
           authority: url.host,
           deadlineMs,
+          body: request.body,
         },
         {
-          refused: (status, code, outcome, reason) => pushRefusal(status, code, outcome, reason),
+          refused: (status, code, outcome, reason, allow) =>
+            pushRefusal(status, code, outcome, reason, allow),
           cancelled: () => report('cancelled', 0, 'the client is shutting down'),
           response: (response) => {
             if (fetch) pushResponse(response, fetch);

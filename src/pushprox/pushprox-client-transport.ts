@@ -8,7 +8,7 @@ import { errorMessage, NatproxError } from '../errors.js';
 import type { PushExecutor } from './push-executor.js';
 import type { ProxyHttp } from './proxy-http.js';
 import { readPolledRequest, type PolledRequest } from './request-reader.js';
-import { MAX_HEAD_BYTES } from './wire-format.js';
+import { MAX_HEAD_BYTES, MAX_POLLED_BODY_BYTES } from './wire-format.js';
 
 export interface PushProxTransportOptions {
   /** The FQDN polled with: the name scrapes address. */
@@ -139,7 +139,10 @@ export class PushProxClientTransport implements ClientTransport {
       });
       req.once('response', (res: IncomingMessage) => {
         // An error page is read only in part, to say what it was.
-        readBounded(res, MAX_HEAD_BYTES, res.statusCode !== 200).then(
+        // A scrape is a head, with a body for a POST (remote read).
+        const limit =
+          res.statusCode === 200 ? MAX_HEAD_BYTES + MAX_POLLED_BODY_BYTES : MAX_HEAD_BYTES;
+        readBounded(res, limit, res.statusCode !== 200).then(
           (body) => {
             settle();
             if (res.statusCode !== 200) {
@@ -213,7 +216,9 @@ function readBounded(res: IncomingMessage, maxBytes: number, truncate: boolean):
           return;
         }
         reject(
-          new Error(`the poll answer is over ${maxBytes} bytes; a scrape request is much smaller`),
+          new Error(
+            `the poll answer is over ${maxBytes} bytes; a scrape request (with its body) is smaller`,
+          ),
         );
         return;
       }

@@ -1,5 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { contentLength } from '../util/headers.js';
+import { ignore } from '../util/ignore.js';
+import { BodyDecoder } from './body-decoder.js';
 import {
+  MAX_POLLED_BODY_BYTES,
   headEnd,
   headLines,
   ID_HEADER,
@@ -17,6 +21,8 @@ export interface PolledRequest {
   id: string;
   /** From X-Prometheus-Scrape-Timeout-Seconds; undefined when absent or unreadable. */
   timeoutMs: number | undefined;
+  /** The request's body, when it has one (a POST to remote read); never an empty one. */
+  body: Buffer | undefined;
 }
 
 const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/\d\.\d$/;
@@ -46,11 +52,42 @@ export function readPolledRequest(body: Buffer): PolledRequest | string {
   const id = headers[ID_HEADER];
   if (typeof id !== 'string' || id === '') return 'the polled request has no Id header';
   const seconds = Number(headers[SCRAPE_TIMEOUT_SECONDS_HEADER]);
+  const requestBody = readBody(headers, body.subarray(end));
+  if (typeof requestBody === 'string') return `the polled request's body: ${requestBody}`;
   return {
     method: match[1] as string,
     url,
     headers,
     id,
     timeoutMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined,
+    body: requestBody && requestBody.length > 0 ? requestBody : undefined,
   };
+}
+
+/**
+ * The body after the head, framed as HTTP/1.1 frames it (Go's WriteProxy writes a known
+ * length as Content-Length, an unknown one chunked); undefined when the request has none.
+ */
+function readBody(headers: IncomingHttpHeaders, rest: Buffer): Buffer | undefined | string {
+  if (/chunked/i.test(String(headers['transfer-encoding'] ?? ''))) {
+    const decoder = new BodyDecoder({ kind: 'chunked' });
+    decoder.on('error', ignore);
+    decoder.end(rest);
+    if (decoder.errored) return decoder.errored.message;
+    if (!decoder.complete) return 'the chunked body is cut off';
+    const parts: Buffer[] = [];
+    for (let part = decoder.read() as Buffer | null; part; part = decoder.read() as Buffer | null) {
+      parts.push(part);
+    }
+    return Buffer.concat(parts);
+  }
+  const length = headers['content-length'];
+  if (length === undefined) return undefined;
+  const bytes = contentLength(length);
+  if (bytes === undefined) return `bad Content-Length "${String(length).slice(0, 20)}"`;
+  if (bytes > MAX_POLLED_BODY_BYTES) {
+    return `${bytes} bytes, over the limit of ${MAX_POLLED_BODY_BYTES}`;
+  }
+  if (rest.length < bytes) return `cut off after ${rest.length} of ${bytes} bytes`;
+  return rest.subarray(0, bytes);
 }

@@ -8,6 +8,10 @@ import {
 
 /** One scrape as a PushProx client receives it in a /poll answer. */
 export interface PollRequest {
+  /** GET when not set; a HEAD goes as a GET (the scraper's response drops the body). */
+  method?: string | undefined;
+  /** The length of the body that follows the head; for methods other than GET and HEAD. */
+  bodyLength?: number | undefined;
   /** The FQDN exactly as the client polled with it: the Go client compares it byte for byte. */
   fqdn: string;
   port: number;
@@ -19,20 +23,15 @@ export interface PollRequest {
   timeoutSeconds: number;
 }
 
-/** Written apart (Host, User-Agent) or framing that a bodiless GET does not carry. */
-const NOT_COPIED = new Set([
-  'host',
-  'user-agent',
-  'content-length',
-  'transfer-encoding',
-  'trailer',
-]);
+/** Written apart (Host, User-Agent), or framing (Content-Length is set for a body). */
+const NOT_COPIED = new Set(['host', 'user-agent', 'transfer-encoding', 'trailer']);
 
 /**
- * The request serialised as Go's `Request.WriteProxy` writes it: absolute-form request line,
- * Host, User-Agent, then the other headers sorted by canonical name, then an empty line.
- * A GET without a body carries no Content-Length. The scraper's own Id or timeout header,
- * if any, is replaced by the proxy's.
+ * The head of the request serialised as Go's `Request.WriteProxy` writes it: absolute-form
+ * request line, Host, User-Agent, then the other headers sorted by canonical name, then an
+ * empty line. A GET carries no Content-Length; other methods carry their body's (0 without
+ * one), and the body follows the head. The scraper's own Id or timeout header, if any, is
+ * replaced by the proxy's.
  */
 export function writeProxyRequest(request: PollRequest): string {
   const host = `${request.fqdn}:${request.port}`;
@@ -40,12 +39,16 @@ export function writeProxyRequest(request: PollRequest): string {
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(request.headers)) {
     const lower = name.toLowerCase();
-    if (lower !== ID_HEADER && lower !== SCRAPE_TIMEOUT_SECONDS_HEADER) headers[lower] = value;
+    if (lower === ID_HEADER || lower === SCRAPE_TIMEOUT_SECONDS_HEADER) continue;
+    if (lower === 'content-length') continue; // set below, for the body actually sent
+    headers[lower] = value;
   }
   headers[ID_HEADER] = request.id;
   headers[SCRAPE_TIMEOUT_SECONDS_HEADER] = formatSeconds(request.timeoutSeconds);
+  const method = request.method === undefined || request.method === 'HEAD' ? 'GET' : request.method;
+  if (method !== 'GET') headers['content-length'] = String(request.bodyLength ?? 0);
   const lines = [
-    `GET http://${host}${request.pathAndQuery} HTTP/1.1`,
+    `${method} http://${host}${request.pathAndQuery} HTTP/1.1`,
     `Host: ${host}`,
     `User-Agent: ${typeof userAgent === 'string' && userAgent !== '' ? userAgent : GO_USER_AGENT}`,
     ...headerLines(headers, NOT_COPIED),

@@ -19,6 +19,11 @@ export const GO_USER_AGENT = 'Go-http-client/1.1';
 
 /** A poll or push head (status or request line and headers) larger than this is refused. */
 export const MAX_HEAD_BYTES = 64 * 1024;
+/**
+ * The largest request body a poll answer may carry (a remote-read query, say; the natprox
+ * proxy's max_request_bytes has the same default). A longer poll answer is refused.
+ */
+export const MAX_POLLED_BODY_BYTES = 16 * 1024 * 1024;
 /** A poll body is one FQDN; anything longer is not a PushProx client. */
 export const MAX_POLL_BODY_BYTES = 1024;
 

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { randomUUID } from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { NatproxError } from '../errors.js';
 import { ignore } from '../util/ignore.js';
 import type { CancelSignal } from '../proxy/cancellation.js';
@@ -106,10 +106,14 @@ export class ProxyTunnelSession implements ClientSession {
   }
 
   scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
+    // A HEAD goes as a GET, as it always has: the scraper's response drops the body, and
+    // every client answers a GET stream completely (the allowlist grants HEAD with GET).
+    const method =
+      request.method === undefined || request.method === 'HEAD' ? 'GET' : request.method;
     // Object.assign, not a spread followed by more keys: V8 takes a slow path for those.
     const headers: OutgoingHttpHeaders = Object.assign(
       {
-        ':method': 'GET',
+        ':method': method,
         ':scheme': 'http',
         ':authority': `${request.name}:${request.port}`,
         ':path': request.pathAndQuery,
@@ -119,7 +123,7 @@ export class ProxyTunnelSession implements ClientSession {
     headers[DEADLINE_HEADER] = String(Math.max(1, Math.round(request.deadlineMs)));
     // The scrape handler counts the body against its Content-Length (see the header).
     headers[LENGTH_COMPLETES_HEADER] = '1';
-    return this.openStream(headers, true, signal);
+    return this.openStream(headers, request.body === undefined, signal, request.body);
   }
 
   connect(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse> {
@@ -142,6 +146,7 @@ export class ProxyTunnelSession implements ClientSession {
     headers: OutgoingHttpHeaders,
     endStream: boolean,
     signal: CancelSignal,
+    body?: Readable,
   ): Promise<ConnectResponse> {
     if (this.closed) {
       return Promise.reject(
@@ -156,6 +161,9 @@ export class ProxyTunnelSession implements ClientSession {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
       }
+      // A request body streams on the stream with HTTP/2 flow control; it stops (unpiped)
+      // when the stream closes, which a cancellation or the deadline does.
+      if (body) body.pipe(stream);
       let responded = false;
       const onAbort = (): void => {
         if (!stream.closed) stream.close(NGHTTP2_CANCEL);
