@@ -119,6 +119,15 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_response_bytes
           ? { maxResponseBytes: file.limits.max_response_bytes }
           : {}),
+        ...(file.limits?.max_streams_per_scraper
+          ? { maxStreamsPerScraper: file.limits.max_streams_per_scraper }
+          : {}),
+        ...(file.limits?.max_pipelined_requests
+          ? { maxPipelinedRequests: file.limits.max_pipelined_requests }
+          : {}),
+        ...(file.limits?.max_tunnel_control_bytes_per_second
+          ? { maxTunnelControlBytesPerSecond: file.limits.max_tunnel_control_bytes_per_second }
+          : {}),
       },
       longPoll: {
         ...(file.long_poll?.repoll_grace ? { repollGraceMs: file.long_poll.repoll_grace } : {}),

@@ -118,6 +118,9 @@ export const proxyFileSchema = z
         max_streams_per_client: positiveInt.optional(),
         max_names_per_client: positiveInt.optional(),
         max_response_bytes: byteSize.optional(),
+        max_streams_per_scraper: positiveInt.optional(),
+        max_pipelined_requests: positiveInt.optional(),
+        max_tunnel_control_bytes_per_second: byteSize.optional(),
       })
       .strict()
       .optional(),

@@ -38,6 +38,8 @@ export interface ProxyEventMap {
   scrapeFinished: [info: ScrapeFinished];
   /** A CONNECT tunnel (https target) ended; bytes count both directions. */
   connectFinished: [info: ScrapeFinished];
+  /** A connection the proxy closed because it asked for more work than one peer may. */
+  connectionCutOff: [info: { remoteAddress: string; reason: string }];
   listening: [info: { address: string; tls: boolean }];
 }
 

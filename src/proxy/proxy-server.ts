@@ -9,13 +9,17 @@ import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from '../observability/proxy-metrics.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
 import { TUNNEL_PATH } from '../tunnel/protocol.js';
-import { CLIENT_CLOSE_WAIT_MS } from '../tunnel/proxy-tunnel-session.js';
+import {
+  CLIENT_CLOSE_WAIT_MS,
+  DEFAULT_CONTROL_BYTES_PER_SECOND,
+} from '../tunnel/proxy-tunnel-session.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
 import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
 import type { LongPollTimings } from '../pushprox/long-poll-session.js';
 import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
+import { PipelineGuard } from './pipeline-guard.js';
 import { ProxyEvents } from './proxy-events.js';
 import { hostNameOf, hostOf, isOperatorHost } from './request-host.js';
 import { ScrapeHandler, type ScrapePolicy } from './scrape-handler.js';
@@ -32,6 +36,15 @@ export interface ProxyLimits {
   maxStreamsPerClient: number;
   maxNamesPerClient: number;
   maxResponseBytes: number;
+  /**
+   * Streams one scraper credential may have in flight to one client; undefined: 3/4 of
+   * maxStreamsPerClient (at least 1), so other scrapers always find room.
+   */
+  maxStreamsPerScraper?: number | undefined;
+  /** Unanswered requests one connection may have; past it the connection is closed. */
+  maxPipelinedRequests: number;
+  /** Bytes a tunnel may send per second beyond what its scrapes need (see ControlBudget). */
+  maxTunnelControlBytesPerSecond: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -39,6 +52,8 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxStreamsPerClient: 64,
   maxNamesPerClient: 16,
   maxResponseBytes: 512 * 1024 * 1024,
+  maxPipelinedRequests: 16,
+  maxTunnelControlBytesPerSecond: DEFAULT_CONTROL_BYTES_PER_SECOND,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -117,6 +132,7 @@ export class NatproxProxy {
   private limits: ProxyLimits;
   private draining = false;
   private readonly activity: ClientActivity;
+  private readonly pipeline = new PipelineGuard(this.events);
   private readonly startedAt = new Date();
 
   constructor(options: ProxyOptions) {
@@ -126,6 +142,11 @@ export class NatproxProxy {
       defaultScrapeTimeoutMs: this.options.defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
       maxStreamsPerClient: this.limits.maxStreamsPerClient,
+      maxStreamsPerScraper:
+        this.options.scrapers === undefined
+          ? undefined
+          : (this.limits.maxStreamsPerScraper ??
+            defaultPerScraper(this.limits.maxStreamsPerClient)),
       maxResponseBytes: this.limits.maxResponseBytes,
     });
     const shared = {
@@ -145,6 +166,7 @@ export class NatproxProxy {
         maxNamesPerClient: this.limits.maxNamesPerClient,
       }),
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
+      controlBytesPerSecond: () => this.limits.maxTunnelControlBytesPerSecond,
     });
     this.longPolls = new PollEndpoint({
       registry: this.registry,
@@ -289,6 +311,7 @@ export class NatproxProxy {
   }
 
   private route(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.pipeline.admit(req, res, this.limits.maxPipelinedRequests)) return;
     const target = req.url ?? '';
     if (!target.startsWith('/')) {
       if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
@@ -391,6 +414,11 @@ export class NatproxProxy {
   private authorized(allowed: readonly Credential[] | undefined, header: string | undefined) {
     return allowed === undefined || isAuthorized(allowed, parseAuthorization(header));
   }
+}
+
+/** 3/4 of a client's streams: one scraper credential leaves room for the others. */
+export function defaultPerScraper(maxStreamsPerClient: number): number {
+  return Math.max(1, Math.floor((maxStreamsPerClient * 3) / 4));
 }
 
 function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {

@@ -41,6 +41,8 @@ export interface TunnelEndpointOptions {
   events: ProxyEvents;
   policy: () => TunnelPolicy;
   heartbeat: HeartbeatOptions;
+  /** max_tunnel_control_bytes_per_second, read at every check (a reload changes it). */
+  controlBytesPerSecond: () => number;
 }
 
 /**
@@ -167,6 +169,7 @@ export class TunnelEndpoint {
       remoteAddress,
       grantKey,
       this.options.heartbeat,
+      this.options.controlBytesPerSecond,
     );
     this.options.registry.add(session);
     this.options.events.emit('tunnelConnected', session);

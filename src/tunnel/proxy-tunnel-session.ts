@@ -12,6 +12,12 @@ import type {
   ScrapeRequest,
   ScrapeResponse,
 } from '../proxy/client-session.js';
+import {
+  ControlBudget,
+  controlBudgets,
+  DATA_FRAME_ALLOWANCE_BYTES,
+  STREAM_ALLOWANCE_BYTES,
+} from './control-budget.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
@@ -40,6 +46,8 @@ const ENDED_REQUEST = { endStream: true, ...PRIORITY_DEFAULTS };
 const OPEN_REQUEST = { endStream: false, ...PRIORITY_DEFAULTS };
 /** How long the proxy waits for a client to close its tunnel once the proxy closed it. */
 export const CLIENT_CLOSE_WAIT_MS = 1000;
+/** Default of max_tunnel_control_bytes_per_second (see ControlBudget). */
+export const DEFAULT_CONTROL_BYTES_PER_SECOND = 256 * 1024;
 
 /**
  * The proxy's end of a native tunnel. After the Upgrade the roles reverse: the proxy is the
@@ -51,6 +59,7 @@ export class ProxyTunnelSession implements ClientSession {
   readonly connectedAt = new Date();
   private readonly h2: ClientHttp2Session;
   private readonly heartbeat: Heartbeat;
+  private readonly budget: ControlBudget;
   private closeReason: string | undefined;
   private readonly closeListeners: Array<(reason: string) => void> = [];
 
@@ -60,6 +69,7 @@ export class ProxyTunnelSession implements ClientSession {
     readonly remoteAddress: string,
     readonly grantKey: string | undefined,
     heartbeatOptions: HeartbeatOptions,
+    controlBytesPerSecond: () => number = () => DEFAULT_CONTROL_BYTES_PER_SECOND,
   ) {
     this.h2 = http2.connect('http://natprox-client', {
       createConnection: () => socket,
@@ -99,6 +109,10 @@ export class ProxyTunnelSession implements ClientSession {
       bytesArrived(socket),
     );
     this.heartbeat.start();
+    this.budget = new ControlBudget(socket, controlBytesPerSecond, (reason) =>
+      this.destroy(`tunnel flood: ${reason}`),
+    );
+    controlBudgets.add(this.budget);
   }
 
   get closed(): boolean {
@@ -156,6 +170,8 @@ export class ProxyTunnelSession implements ClientSession {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
       }
+      this.budget.credit(STREAM_ALLOWANCE_BYTES);
+      countData(stream, this.budget);
       let responded = false;
       const onAbort = (): void => {
         if (!stream.closed) stream.close(NGHTTP2_CANCEL);
@@ -239,8 +255,21 @@ export class ProxyTunnelSession implements ClientSession {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
     this.heartbeat.stop();
+    controlBudgets.delete(this.budget);
     for (const listener of this.closeListeners.splice(0)) listener(reason);
   }
+}
+
+/**
+ * Credits the DATA a stream receives to the tunnel's budget, as Node hands it to the stream:
+ * nghttp2 keeps no count that JavaScript can read while the stream is open.
+ */
+function countData(stream: ClientHttp2Stream, budget: ControlBudget): void {
+  const push = stream.push;
+  stream.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk) budget.credit((chunk as Buffer).length + DATA_FRAME_ALLOWANCE_BYTES);
+    return push.call(stream, chunk, encoding);
+  };
 }
 
 /**
