@@ -12,7 +12,13 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { logProxyEvents } from '../src/observability/proxy-logging.js';
 import type { NatproxProxy } from '../src/index.js';
-import { pipelineFlood, requestText, windowUpdateFlood } from '../bench/lib/floods.js';
+import { CONTROL_CHECK_MS } from '../src/tunnel/control-budget.js';
+import {
+  FLOOD_ADDRESS,
+  pipelineFlood,
+  requestText,
+  windowUpdateFlood,
+} from '../bench/lib/floods.js';
 import {
   deadPort,
   eventually,
@@ -126,9 +132,10 @@ function pipelined(
   port: number,
   request: string,
   count: number,
+  from = '127.0.0.1',
 ): Promise<{ answers: number; closed: boolean }> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () =>
+    const socket = net.connect({ host: '127.0.0.1', port, localAddress: from }, () =>
       socket.write(request.repeat(count)),
     );
     let text = '';
@@ -160,17 +167,26 @@ describe('work one connection can make', () => {
       allow: [{ host: '127.0.0.1', port: target.port }],
     });
     const cutOff: string[] = [];
-    proxy.events.on('connectionCutOff', (info) => cutOff.push(info.reason));
+    proxy.events.on('connectionCutOff', (info) => {
+      cutOff.push(info.reason);
+      assert.equal(info.address, FLOOD_ADDRESS);
+    });
     const healthy = requestText('/-/healthy');
 
     const within16 = await pipelined(port, healthy, 16);
     assert.deepEqual(within16, { answers: 16, closed: false });
 
-    const flood = await pipelined(port, healthy, 2000);
+    const flood = await pipelined(port, healthy, 2000, FLOOD_ADDRESS);
     assert.equal(flood.closed, true, `answered ${flood.answers} of 2000 and stayed open`);
     assert.ok(flood.answers <= 16, `${flood.answers} answers`);
     assert.equal(cutOff.length, 1);
     assert.match(cutOff[0] ?? '', /max_pipelined_requests/);
+    // Its address is refused for a while (flood_block); other addresses are not.
+    assert.deepEqual(await pipelined(port, healthy, 1, FLOOD_ADDRESS), {
+      answers: 0,
+      closed: true,
+    });
+    assert.deepEqual(await pipelined(port, healthy, 1), { answers: 1, closed: false });
 
     // Four peers pipelining without pause: a scrape on another connection is still prompt.
     const floods = Array.from({ length: 4 }, () => pipelineFlood(port, healthy));
@@ -192,10 +208,28 @@ describe('work one connection can make', () => {
 
   it('a tunnel flooding WINDOW_UPDATE frames is closed; a large body on another tunnel is not', async () => {
     const BIG = 24 * 1024 * 1024;
+    let stuck = 0;
     const target = await startTarget((req, res) => {
       if (req.url === '/big') {
         res.writeHead(200, { 'content-length': String(BIG) });
         res.end(Buffer.alloc(BIG, 'x'));
+      } else if (req.url === '/unread') {
+        // Writes until nothing more fits on the way to a scraper that does not read.
+        res.writeHead(200, { 'content-length': String(BIG) });
+        const chunk = Buffer.alloc(64 * 1024, 'y');
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < BIG && !res.destroyed) {
+            sent += chunk.length;
+            if (!res.write(chunk)) {
+              stuck += 1;
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
       } else {
         res.end('up 1\n');
       }
@@ -217,12 +251,24 @@ describe('work one connection can make', () => {
     assert.match(disconnected.get('flooder') ?? '', /tunnel flood/);
     assert.match(disconnected.get('flooder') ?? '', /max_tunnel_control_bytes_per_second/);
 
+    // Scrapes whose scraper stops reading leave DATA in the tunnel that is never read:
+    // that is the scrapes' data, not a flood.
+    const unread = [1, 2, 3].map(() => openScrape({ port }, `http://demo:${target.port}/unread`));
+    for (const scrape of unread) (await within(scrape.response, 5000, 'an unread scrape')).pause();
+    await eventually(() => stuck >= 3, 5000, 'the unread scrapes to fill every buffer');
+    for (const scrape of unread) scrape.req.destroy();
+    await eventually(() => proxy.activeScrapes === 0, 5000, 'the unread scrapes cancelled');
+
     const big = openScrape({ port }, `http://demo:${target.port}/big`);
     const response = await within(big.response, 5000, 'the large body');
-    assert.equal(response.statusCode, 200);
+    assert.equal(response.statusCode, 200, `${disconnected.get('demo')}`);
     assert.equal((await within(readBody(response), 10_000, 'the large body')).length, BIG);
-    const small = await scrapeThrough(port, `http://demo:${target.port}/metrics`);
-    assert.equal(small.status, 200, small.body);
+    // Scrapes for a few of the budget's checks (every CONTROL_CHECK_MS) after all that.
+    const until = performance.now() + 4 * CONTROL_CHECK_MS;
+    for (let i = 0; i < 1000 && performance.now() < until; i += 1) {
+      const small = await scrapeThrough(port, `http://demo:${target.port}/metrics`);
+      assert.equal(small.status, 200, small.body);
+    }
     assert.equal(disconnected.has('demo'), false, disconnected.get('demo'));
   });
 });

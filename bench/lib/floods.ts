@@ -73,12 +73,23 @@ function floodLoop(
   };
 }
 
+/**
+ * Where floods come from: another loopback address than the good peers' 127.0.0.1, as an
+ * attacker's differs from a Prometheus's (the proxy refuses an address that flooded).
+ */
+export const FLOOD_ADDRESS = '127.0.0.2';
+
 /** Pipelines `request` on one connection to 127.0.0.1:`port`, in writes of `batch` requests. */
-export function pipelineFlood(port: number, request: string, batch = 256): Flood {
+export function pipelineFlood(
+  port: number,
+  request: string,
+  batch = 256,
+  from = FLOOD_ADDRESS,
+): Flood {
   const chunk = Buffer.from(request.repeat(batch), 'latin1');
   return floodLoop(
     () => {
-      const socket = net.connect({ host: '127.0.0.1', port });
+      const socket = net.connect({ host: '127.0.0.1', port, localAddress: from });
       socket.resume();
       return socket;
     },
@@ -118,6 +129,7 @@ export function windowUpdateFlood(
   name: string,
   token?: string,
   reopenDelayMs = 50,
+  from = FLOOD_ADDRESS,
 ): Flood {
   const registration = encodeRegistration({
     names: [name],
@@ -132,7 +144,7 @@ export function windowUpdateFlood(
   const frame = windowUpdate(1);
   const chunk = Buffer.concat(Array.from({ length: 5000 }, () => frame));
   return floodLoop(
-    () => net.connect({ host: '127.0.0.1', port }),
+    () => net.connect({ host: '127.0.0.1', port, localAddress: from }),
     chunk,
     (socket, start) => {
       socket.once('connect', () => socket.write(upgrade));

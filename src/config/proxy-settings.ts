@@ -128,6 +128,9 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_tunnel_control_bytes_per_second
           ? { maxTunnelControlBytesPerSecond: file.limits.max_tunnel_control_bytes_per_second }
           : {}),
+        ...(file.limits?.flood_block !== undefined
+          ? { floodBlockMs: file.limits.flood_block }
+          : {}),
       },
       longPoll: {
         ...(file.long_poll?.repoll_grace ? { repollGraceMs: file.long_poll.repoll_grace } : {}),

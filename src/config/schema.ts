@@ -121,6 +121,7 @@ export const proxyFileSchema = z
         max_streams_per_scraper: positiveInt.optional(),
         max_pipelined_requests: positiveInt.optional(),
         max_tunnel_control_bytes_per_second: byteSize.optional(),
+        flood_block: z.union([z.literal(0), duration]).optional(),
       })
       .strict()
       .optional(),

@@ -23,6 +23,7 @@ export class PipelineGuard {
     if (count > limit) {
       if (!socket.destroyed) {
         this.events.emit('connectionCutOff', {
+          address: socket.remoteAddress ?? '',
           remoteAddress: remoteOf(req),
           reason: `more than ${limit} requests unanswered on one connection (max_pipelined_requests)`,
         });

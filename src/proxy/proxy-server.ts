@@ -16,6 +16,7 @@ import {
 import { formatHostPort, type HostPort } from '../util/host-port.js';
 import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
 import type { LongPollTimings } from '../pushprox/long-poll-session.js';
+import { AddressBlocks } from './address-blocks.js';
 import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
@@ -45,6 +46,8 @@ export interface ProxyLimits {
   maxPipelinedRequests: number;
   /** Bytes a tunnel may send per second beyond what its scrapes need (see ControlBudget). */
   maxTunnelControlBytesPerSecond: number;
+  /** How long new connections from an address are refused after one was cut off (0: never). */
+  floodBlockMs: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -54,6 +57,7 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxResponseBytes: 512 * 1024 * 1024,
   maxPipelinedRequests: 16,
   maxTunnelControlBytesPerSecond: DEFAULT_CONTROL_BYTES_PER_SECOND,
+  floodBlockMs: 10_000,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -133,6 +137,7 @@ export class NatproxProxy {
   private draining = false;
   private readonly activity: ClientActivity;
   private readonly pipeline = new PipelineGuard(this.events);
+  private readonly blocks = new AddressBlocks();
   private readonly startedAt = new Date();
 
   constructor(options: ProxyOptions) {
@@ -209,7 +214,13 @@ export class NatproxProxy {
     });
     this.server.on('clientError', answerClientError);
     // An idle keep-alive socket is covered by keepAliveTimeout; this catches the rest.
-    this.server.on('connection', (socket: Socket) => socket.on('error', () => {}));
+    this.server.on('connection', (socket: Socket) => {
+      socket.on('error', () => {});
+      if (this.blocks.blocked(socket.remoteAddress)) socket.destroy();
+    });
+    this.events.on('connectionCutOff', ({ address }) =>
+      this.blocks.block(address, this.limits.floodBlockMs),
+    );
   }
 
   async listen(): Promise<AddressInfo> {

@@ -162,6 +162,7 @@ export class TunnelEndpoint {
     grantKey: string | undefined,
   ): void {
     if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    const address = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
     if (head.length > 0) socket.unshift(head);
     const session = new ProxyTunnelSession(
       socket,
@@ -169,7 +170,15 @@ export class TunnelEndpoint {
       remoteAddress,
       grantKey,
       this.options.heartbeat,
-      this.options.controlBytesPerSecond,
+      {
+        bytesPerSecond: this.options.controlBytesPerSecond,
+        onExceeded: (reason) =>
+          this.options.events.emit('connectionCutOff', {
+            address: address ?? '',
+            remoteAddress,
+            reason: `tunnel flood: ${reason}`,
+          }),
+      },
     );
     this.options.registry.add(session);
     this.options.events.emit('tunnelConnected', session);

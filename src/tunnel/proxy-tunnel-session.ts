@@ -12,12 +12,7 @@ import type {
   ScrapeRequest,
   ScrapeResponse,
 } from '../proxy/client-session.js';
-import {
-  ControlBudget,
-  controlBudgets,
-  DATA_FRAME_ALLOWANCE_BYTES,
-  STREAM_ALLOWANCE_BYTES,
-} from './control-budget.js';
+import { ControlBudget, controlBudgets, DATA_FRAME_ALLOWANCE_BYTES } from './control-budget.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
@@ -49,6 +44,18 @@ export const CLIENT_CLOSE_WAIT_MS = 1000;
 /** Default of max_tunnel_control_bytes_per_second (see ControlBudget). */
 export const DEFAULT_CONTROL_BYTES_PER_SECOND = 256 * 1024;
 
+/** What a tunnel may send beyond its scrapes' needs, and who hears when it sent more. */
+export interface ControlLimit {
+  /** Read at every check: a config reload changes it. */
+  bytesPerSecond: () => number;
+  /** Called once, before the session closes itself, with the reason. */
+  onExceeded?: (reason: string) => void;
+}
+
+const DEFAULT_CONTROL_LIMIT: ControlLimit = {
+  bytesPerSecond: () => DEFAULT_CONTROL_BYTES_PER_SECOND,
+};
+
 /**
  * The proxy's end of a native tunnel. After the Upgrade the roles reverse: the proxy is the
  * HTTP/2 client on the socket the natprox client opened, and each scrape is one stream.
@@ -69,7 +76,7 @@ export class ProxyTunnelSession implements ClientSession {
     readonly remoteAddress: string,
     readonly grantKey: string | undefined,
     heartbeatOptions: HeartbeatOptions,
-    controlBytesPerSecond: () => number = () => DEFAULT_CONTROL_BYTES_PER_SECOND,
+    control: ControlLimit = DEFAULT_CONTROL_LIMIT,
   ) {
     this.h2 = http2.connect('http://natprox-client', {
       createConnection: () => socket,
@@ -109,9 +116,10 @@ export class ProxyTunnelSession implements ClientSession {
       bytesArrived(socket),
     );
     this.heartbeat.start();
-    this.budget = new ControlBudget(socket, controlBytesPerSecond, (reason) =>
-      this.destroy(`tunnel flood: ${reason}`),
-    );
+    this.budget = new ControlBudget(socket, control.bytesPerSecond, (reason) => {
+      control.onExceeded?.(reason);
+      this.destroy(`tunnel flood: ${reason}`);
+    });
     controlBudgets.add(this.budget);
   }
 
@@ -170,8 +178,8 @@ export class ProxyTunnelSession implements ClientSession {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
       }
-      this.budget.credit(STREAM_ALLOWANCE_BYTES);
-      countData(stream, this.budget);
+      this.budget.streamOpened();
+      const data = countData(stream, this.budget);
       let responded = false;
       const onAbort = (): void => {
         if (!stream.closed) stream.close(NGHTTP2_CANCEL);
@@ -187,6 +195,7 @@ export class ProxyTunnelSession implements ClientSession {
         stream.off('trailers', onTrailers);
         stream.off('response', onResponse);
         signal.removeEventListener('abort', onAbort);
+        this.budget.streamClosed(data.ended);
         if (!responded && !signal.aborted) {
           reject(
             new NatproxError(
@@ -264,12 +273,15 @@ export class ProxyTunnelSession implements ClientSession {
  * Credits the DATA a stream receives to the tunnel's budget, as Node hands it to the stream:
  * nghttp2 keeps no count that JavaScript can read while the stream is open.
  */
-function countData(stream: ClientHttp2Stream, budget: ControlBudget): void {
+function countData(stream: ClientHttp2Stream, budget: ControlBudget): { ended: boolean } {
+  const data = { ended: false };
   const push = stream.push;
   stream.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
-    if (chunk) budget.credit((chunk as Buffer).length + DATA_FRAME_ALLOWANCE_BYTES);
+    if (chunk === null) data.ended = true;
+    else if (chunk) budget.credit((chunk as Buffer).length + DATA_FRAME_ALLOWANCE_BYTES);
     return push.call(stream, chunk, encoding);
   };
+  return data;
 }
 
 /**
