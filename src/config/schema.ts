@@ -121,7 +121,11 @@ export const proxyFileSchema = z
         max_streams_per_scraper: positiveInt.optional(),
         max_pipelined_requests: positiveInt.optional(),
         max_tunnel_control_bytes_per_second: byteSize.optional(),
-        flood_block: z.union([z.literal(0), duration]).optional(),
+        flood_block: z
+          .union([z.literal(0), duration], {
+            error: 'expected a duration such as "10s", or 0 to turn it off',
+          })
+          .optional(),
       })
       .strict()
       .optional(),
