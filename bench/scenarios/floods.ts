@@ -58,19 +58,22 @@ async function ask<T extends object>(
 }
 
 export async function floods(ctx: Context): Promise<ScenarioResult> {
-  const phaseMs = ctx.quick ? 500 : 5000;
+  const phaseMs = ctx.quick ? 400 : 5000;
   const rampMs = ctx.quick ? 100 : 500;
   const fillMs = ctx.quick ? 1000 : 3000;
-  const [target, driver] = await Promise.all([startTarget(), startFloodDriver()]);
-  const proxy = await startProxy({
-    cpuProfDir: ctx.cpuProfDir,
-    config: {
-      scrapers: [
-        { username: 'prometheus', password_sha256: sha256('prometheus-secret') },
-        { username: 'greedy', password_sha256: sha256('greedy-secret') },
-      ],
-    },
-  });
+  const [target, driver, proxy] = await Promise.all([
+    startTarget(),
+    startFloodDriver(),
+    startProxy({
+      cpuProfDir: ctx.cpuProfDir,
+      config: {
+        scrapers: [
+          { username: 'prometheus', password_sha256: sha256('prometheus-secret') },
+          { username: 'greedy', password_sha256: sha256('greedy-secret') },
+        ],
+      },
+    }),
+  ]);
   const client = startClient({
     proxyUrl: proxy.url,
     names: [NAME],
@@ -98,7 +101,7 @@ export async function floods(ctx: Context): Promise<ScenarioResult> {
       expectStatus: 200,
       timeoutMs: 10_000,
     };
-    await ctx.driver.run({ ...job, durationMs: undefined, count: ctx.quick ? 300 : 3000 });
+    await ctx.driver.run({ ...job, durationMs: undefined, count: ctx.quick ? 200 : 3000 });
     const quiet = await ctx.driver.run(job);
     failOnErrors(ctx, 'floods: quiet', quiet);
 
