@@ -269,19 +269,47 @@ export class ProxyTunnelSession implements ClientSession {
   }
 }
 
+/** A stream's DATA counter, on the stream itself (see countData). */
+const DATA_COUNTER = Symbol('natprox.dataCounter');
+
+interface DataCounter {
+  budget: ControlBudget;
+  ended: boolean;
+}
+
+type CountedStream = ClientHttp2Stream & { [DATA_COUNTER]?: DataCounter };
+
+let countingPushInstalled = false;
+
 /**
  * Credits the DATA a stream receives to the tunnel's budget, as Node hands it to the stream:
- * nghttp2 keeps no count that JavaScript can read while the stream is open.
+ * nghttp2 keeps no count that JavaScript can read while the stream is open. The counting
+ * push() goes on the prototype of Node's client streams, once: a push() of each stream's
+ * own cost 8% of the throughput (a closure, and an own property on every stream).
  */
-function countData(stream: ClientHttp2Stream, budget: ControlBudget): { ended: boolean } {
-  const data = { ended: false };
-  const push = stream.push;
-  stream.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
-    if (chunk === null) data.ended = true;
-    else if (chunk) budget.credit((chunk as Buffer).length + DATA_FRAME_ALLOWANCE_BYTES);
-    return push.call(stream, chunk, encoding);
-  };
-  return data;
+function countData(stream: ClientHttp2Stream, budget: ControlBudget): DataCounter {
+  const counter: DataCounter = { budget, ended: false };
+  (stream as CountedStream)[DATA_COUNTER] = counter;
+  if (!countingPushInstalled) {
+    countingPushInstalled = true;
+    const prototype = Object.getPrototypeOf(stream) as ClientHttp2Stream;
+    const push = prototype.push;
+    prototype.push = function countingPush(
+      this: CountedStream,
+      chunk: unknown,
+      encoding?: BufferEncoding,
+    ): boolean {
+      const counted = this[DATA_COUNTER];
+      if (counted !== undefined) {
+        if (chunk === null) counted.ended = true;
+        else if (chunk) {
+          counted.budget.credit((chunk as Buffer).length + DATA_FRAME_ALLOWANCE_BYTES);
+        }
+      }
+      return push.call(this, chunk, encoding);
+    };
+  }
+  return counter;
 }
 
 /**
