@@ -300,6 +300,11 @@ describe('max_streams_per_scraper', () => {
     });
     assert.equal(fourth.status, 429, fourth.body);
     assert.match(fourth.body, /max_streams_per_scraper/);
+    // The same credential spelled another way is the same scraper.
+    const respelled = await scrapeThrough(port, `http://demo:${target.port}/metrics`, {
+      'proxy-authorization': PROM.replace('Basic ', 'basic  '),
+    });
+    assert.equal(respelled.status, 429, respelled.body);
 
     const other = await scrapeThrough(port, `http://demo:${target.port}/metrics`, {
       'proxy-authorization': OTHER,

@@ -5,7 +5,8 @@
  * then costs one line per kind per interval instead of one per request.
  */
 export class RepeatAggregator<Fields extends object> {
-  private readonly open = new Map<string, { repeats: number; fields: Fields }>();
+  /** Per kind: repeats this interval, and the fields of the latest (built when written). */
+  private readonly open = new Map<string, { repeats: number; latest: () => Fields }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -23,12 +24,11 @@ export class RepeatAggregator<Fields extends object> {
     const entry = this.open.get(key);
     if (entry) {
       entry.repeats += 1;
-      entry.fields = fields();
+      entry.latest = fields;
       return;
     }
-    const first = fields();
-    this.open.set(key, { repeats: 0, fields: first });
-    this.write(first, undefined);
+    this.open.set(key, { repeats: 0, latest: fields });
+    this.write(fields(), undefined);
     this.timer ??= setInterval(() => this.flush(), this.intervalMs).unref();
   }
 
@@ -39,7 +39,7 @@ export class RepeatAggregator<Fields extends object> {
         this.open.delete(key);
         continue;
       }
-      this.write(entry.fields, { count: entry.repeats, intervalMs: this.intervalMs });
+      this.write(entry.latest(), { count: entry.repeats, intervalMs: this.intervalMs });
       entry.repeats = 0;
     }
     if (this.open.size === 0 && this.timer) {

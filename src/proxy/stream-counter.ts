@@ -1,3 +1,4 @@
+import { parseAuthorization } from '../auth/credentials.js';
 import type { ClientSession } from './client-session.js';
 
 /** The limits a new stream is checked against (from ScrapePolicy). */
@@ -27,8 +28,8 @@ export class StreamCounter {
   }
 
   /**
-   * Takes a slot for a stream of `scraper` (its Proxy-Authorization) to `session`, or names
-   * the limit that is reached. The release is idempotent.
+   * Takes a slot for a stream of `scraper` (its Proxy-Authorization, already checked) to
+   * `session`, or names the limit that is reached. The release is idempotent.
    */
   acquire(
     session: ClientSession,
@@ -39,8 +40,9 @@ export class StreamCounter {
     if (current >= limits.maxStreamsPerClient) return 'max_streams_per_client';
     const perScraper = limits.maxStreamsPerScraper;
     let scrapers: Map<string, number> | undefined;
-    const key = scraper ?? '';
+    let key = '';
     if (perScraper !== undefined) {
+      key = scraperKey(scraper);
       scrapers = this.perScraper.get(session);
       if (!scrapers) {
         scrapers = new Map();
@@ -65,6 +67,16 @@ export class StreamCounter {
       }
     };
   }
+}
+
+/**
+ * Which credential a checked Proxy-Authorization is: the user name, or the bearer token.
+ * Not the header as sent, which one credential can spell many ways ("basic", padding).
+ */
+function scraperKey(header: string | undefined): string {
+  const presented = parseAuthorization(header);
+  if (!presented) return '';
+  return presented.kind === 'basic' ? `basic:${presented.username}` : `bearer:${presented.token}`;
 }
 
 /** The reason a scraper gets with its 429 when `limit` refused its stream to `name`. */
