@@ -28,7 +28,11 @@ function requestOnce(
       host: '127.0.0.1',
       port: route.proxyPort,
       path: `http://${authority}${route.path}`,
-      headers: { host: authority, 'x-prometheus-scrape-timeout-seconds': '30' },
+      headers: {
+        host: authority,
+        'x-prometheus-scrape-timeout-seconds': '30',
+        ...route.headers,
+      },
     };
   } else {
     options = {

@@ -20,6 +20,7 @@ import { body } from './scenarios/body.js';
 import { deadPeer } from './scenarios/dead-peer.js';
 import { failFast } from './scenarios/fail-fast.js';
 import { fleet } from './scenarios/fleet.js';
+import { floods } from './scenarios/floods.js';
 import { floor } from './scenarios/floor.js';
 import { herd } from './scenarios/herd.js';
 import { latency } from './scenarios/latency.js';
@@ -35,6 +36,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'fail-fast': failFast,
   'dead-peer': deadPeer,
   'multi-proxy': multiProxy,
+  floods,
   floor,
 };
 

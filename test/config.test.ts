@@ -276,6 +276,29 @@ describe('proxy config file', () => {
     );
   });
 
+  it('the flood limits: max_streams_per_scraper, max_pipelined_requests, max_tunnel_control_bytes_per_second, flood_block', async () => {
+    const settings = resolveProxySettings({
+      config: await yamlFile(
+        'limits:\n  max_streams_per_scraper: 8\n  max_pipelined_requests: 4\n  max_tunnel_control_bytes_per_second: 1MiB\n  flood_block: 30s\n',
+      ),
+    });
+    assert.deepEqual(settings.proxy.limits, {
+      maxStreamsPerScraper: 8,
+      maxPipelinedRequests: 4,
+      maxTunnelControlBytesPerSecond: 1024 * 1024,
+      floodBlockMs: 30_000,
+    });
+    const off = resolveProxySettings({ config: await yamlFile('limits:\n  flood_block: 0\n') });
+    assert.equal(off.proxy.limits?.floodBlockMs, 0);
+    const file = await yamlFile('limits:\n  max_pipelined_requests: 0\n');
+    assert.match(proxyError(file), /limits\.max_pipelined_requests/);
+    const bad = await yamlFile('limits:\n  flood_block: lots\n');
+    assert.equal(
+      proxyError(bad),
+      `${bad}: limits.flood_block: expected a duration such as "10s", or 0 to turn it off`,
+    );
+  });
+
   it('an unreadable TLS certificate names the file and the field', async () => {
     const missing = join(dir, 'no-cert.pem');
     const file = await yamlFile(`tls:\n  cert_file: ${missing}\n  key_file: ${missing}\n`);

@@ -599,9 +599,10 @@ describe('secrets never appear in logs, metrics, /clients or error messages', ()
     assert.match(clients.body, /demo/);
     assert.match(metrics.body, /natprox_/);
     bodies.push(clients.body, metrics.body, status.body);
-    // Let the processes flush their last log lines (pino writes asynchronously).
+    // Let the processes flush their last log lines (pino writes asynchronously). The five
+    // refusals are one line (repeats are counted in a line of their own 10 s later).
     await eventually(
-      () => records(proxy).filter((r) => /^scrape/.test(r.msg)).length >= 7,
+      () => records(proxy).filter((r) => /^scrape/.test(r.msg)).length >= 3,
       5000,
       'the scrapes logged',
     );

@@ -9,6 +9,8 @@ export type Route =
       /** Request i goes to names[i % names.length]. */
       names: string[];
       path: string;
+      /** Extra request headers, e.g. Proxy-Authorization. */
+      headers?: Record<string, string>;
     }
   | { via: 'direct'; targetPort: number; path: string };
 

@@ -72,10 +72,15 @@ export function startClient(options: ClientStart): Spawned {
   return spawnNatprox(args, profArgs(options.cpuProfDir, 'client'));
 }
 
-export function getJson<T>(port: number, path: string, timeoutMs = 10_000): Promise<T> {
+export function getJson<T>(
+  port: number,
+  path: string,
+  timeoutMs = 10_000,
+  headers: Record<string, string> = {},
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs },
+      { host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs, headers },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -104,8 +109,11 @@ interface TargetGroup {
 }
 
 /** Names currently listed by the proxy's /clients (http_sd). */
-export async function listedNames(proxyPort: number): Promise<Set<string>> {
-  const groups = await getJson<TargetGroup[]>(proxyPort, '/clients');
+export async function listedNames(
+  proxyPort: number,
+  headers: Record<string, string> = {},
+): Promise<Set<string>> {
+  const groups = await getJson<TargetGroup[]>(proxyPort, '/clients', 10_000, headers);
   return new Set(groups.map((group) => group.labels.__meta_natprox_name ?? ''));
 }
 
@@ -114,10 +122,12 @@ export async function waitListed(
   proxyPort: number,
   names: readonly string[],
   timeoutMs: number,
+  /** Operator credentials (Authorization), for a proxy that has scrapers: or operators:. */
+  headers: Record<string, string> = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const listed = await listedNames(proxyPort);
+    const listed = await listedNames(proxyPort, headers);
     const missing = names.filter((name) => !listed.has(name));
     if (missing.length === 0) return;
     if (Date.now() > deadline) {

@@ -148,6 +148,18 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
         ...(file.limits?.max_response_bytes
           ? { maxResponseBytes: file.limits.max_response_bytes }
           : {}),
+        ...(file.limits?.max_streams_per_scraper
+          ? { maxStreamsPerScraper: file.limits.max_streams_per_scraper }
+          : {}),
+        ...(file.limits?.max_pipelined_requests
+          ? { maxPipelinedRequests: file.limits.max_pipelined_requests }
+          : {}),
+        ...(file.limits?.max_tunnel_control_bytes_per_second
+          ? { maxTunnelControlBytesPerSecond: file.limits.max_tunnel_control_bytes_per_second }
+          : {}),
+        ...(file.limits?.flood_block !== undefined
+          ? { floodBlockMs: file.limits.flood_block }
+          : {}),
       },
       longPoll: {
         ...(file.long_poll?.repoll_grace ? { repollGraceMs: file.long_poll.repoll_grace } : {}),

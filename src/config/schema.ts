@@ -128,6 +128,14 @@ export const proxyFileSchema = z
         max_tunnels_per_name: positiveInt.optional(),
         max_response_bytes: byteSize.optional(),
         max_request_bytes: byteSize.optional(),
+        max_streams_per_scraper: positiveInt.optional(),
+        max_pipelined_requests: positiveInt.optional(),
+        max_tunnel_control_bytes_per_second: byteSize.optional(),
+        flood_block: z
+          .union([z.literal(0), duration], {
+            error: 'expected a duration such as "10s", or 0 to turn it off',
+          })
+          .optional(),
       })
       .strict()
       .optional(),

@@ -9,7 +9,7 @@ import { redactUrl } from '../util/redact-url.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
 import type { ScrapePolicy } from './scrape-handler.js';
 import type { SessionRegistry } from './session-registry.js';
-import type { StreamCounter } from './stream-counter.js';
+import { busyReason, type StreamCounter } from './stream-counter.js';
 import { writeRawResponse } from './tunnel-endpoint.js';
 
 export interface ConnectHandlerOptions {
@@ -73,13 +73,13 @@ export class ConnectHandler {
       return;
     }
     sessionId = session.id;
-    const release = this.options.streams.acquire(session, policy.maxStreamsPerClient);
-    if (!release) {
-      refuse(
-        'busy',
-        429,
-        `client for "${name}" already has ${policy.maxStreamsPerClient} streams in flight, its limit (max_streams_per_client)`,
-      );
+    const release = this.options.streams.acquire(
+      session,
+      policy,
+      req.headers['proxy-authorization'],
+    );
+    if (typeof release === 'string') {
+      refuse('busy', 429, busyReason(name, policy, release));
       return;
     }
     const abort = new AbortController();

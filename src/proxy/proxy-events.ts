@@ -38,6 +38,11 @@ export interface ProxyEventMap {
   scrapeFinished: [info: ScrapeFinished];
   /** A CONNECT tunnel (https target) ended; bytes count both directions. */
   connectFinished: [info: ScrapeFinished];
+  /**
+   * A connection the proxy closed because it asked for more work than one peer may (too
+   * many pipelined requests, a tunnel's frame flood); `address` is the peer's IP address.
+   */
+  connectionCutOff: [info: { address: string; remoteAddress: string; reason: string }];
   listening: [info: { address: string; tls: boolean }];
 }
 

@@ -9,13 +9,18 @@ import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from '../observability/proxy-metrics.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
 import { TUNNEL_PATH } from '../tunnel/protocol.js';
-import { CLIENT_CLOSE_WAIT_MS } from '../tunnel/proxy-tunnel-session.js';
+import {
+  CLIENT_CLOSE_WAIT_MS,
+  DEFAULT_CONTROL_BYTES_PER_SECOND,
+} from '../tunnel/proxy-tunnel-session.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
 import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
 import type { LongPollTimings } from '../pushprox/long-poll-session.js';
+import { AddressBlocks } from './address-blocks.js';
 import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
 import { ConnectHandler } from './connect-handler.js';
 import { sendJson, sendText } from './plain-response.js';
+import { PipelineGuard } from './pipeline-guard.js';
 import { ProxyEvents } from './proxy-events.js';
 import { OwnNames } from './own-names.js';
 import { hostNameOf, hostOf } from './request-host.js';
@@ -41,6 +46,17 @@ export interface ProxyLimits {
   maxTunnelsPerName: number;
   /** Largest request body (remote_read queries, say) passed on to a client. */
   maxRequestBytes: number;
+  /**
+   * Streams one scraper credential may have in flight to one client; undefined: 3/4 of
+   * maxStreamsPerClient (at least 1), so other scrapers always find room.
+   */
+  maxStreamsPerScraper?: number | undefined;
+  /** Unanswered requests one connection may have; past it the connection is closed. */
+  maxPipelinedRequests: number;
+  /** Bytes a tunnel may send per second beyond what its scrapes need (see ControlBudget). */
+  maxTunnelControlBytesPerSecond: number;
+  /** How long new connections from an address are refused after one was cut off (0: never). */
+  floodBlockMs: number;
 }
 
 export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
@@ -53,6 +69,9 @@ export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
   maxNamesPerEntry: 100,
   maxTunnelsPerName: 4,
   maxRequestBytes: 16 * 1024 * 1024,
+  maxPipelinedRequests: 16,
+  maxTunnelControlBytesPerSecond: DEFAULT_CONTROL_BYTES_PER_SECOND,
+  floodBlockMs: 10_000,
 };
 
 /** Timeouts against slow or idle peers (slowloris); tests shorten them. */
@@ -147,6 +166,8 @@ export class NatproxProxy {
   private draining = false;
   private readonly activity: ClientActivity;
   private readonly disconnected: DisconnectedTargets;
+  private readonly pipeline = new PipelineGuard(this.events);
+  private readonly blocks = new AddressBlocks();
   private readonly startedAt = new Date();
   private readonly ownNames: OwnNames;
 
@@ -159,6 +180,11 @@ export class NatproxProxy {
       defaultScrapeTimeoutMs: this.options.defaultScrapeTimeoutMs,
       maxScrapeTimeoutMs: this.options.maxScrapeTimeoutMs,
       maxStreamsPerClient: this.limits.maxStreamsPerClient,
+      maxStreamsPerScraper:
+        this.options.scrapers === undefined
+          ? undefined
+          : (this.limits.maxStreamsPerScraper ??
+            defaultPerScraper(this.limits.maxStreamsPerClient)),
       maxResponseBytes: this.limits.maxResponseBytes,
       maxRequestBytes: this.limits.maxRequestBytes,
     });
@@ -179,6 +205,7 @@ export class NatproxProxy {
         isOwnName,
       }),
       heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
+      controlBytesPerSecond: () => this.limits.maxTunnelControlBytesPerSecond,
     });
     this.longPolls = new PollEndpoint({
       registry: this.registry,
@@ -226,7 +253,13 @@ export class NatproxProxy {
     });
     this.server.on('clientError', answerClientError);
     // An idle keep-alive socket is covered by keepAliveTimeout; this catches the rest.
-    this.server.on('connection', (socket: Socket) => socket.on('error', () => {}));
+    this.server.on('connection', (socket: Socket) => {
+      socket.on('error', () => {});
+      if (this.blocks.blocked(socket.remoteAddress)) socket.destroy();
+    });
+    this.events.on('connectionCutOff', ({ address }) =>
+      this.blocks.block(address, this.limits.floodBlockMs),
+    );
   }
 
   /**
@@ -342,6 +375,7 @@ export class NatproxProxy {
   }
 
   private route(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.pipeline.admit(req, res, this.limits.maxPipelinedRequests)) return;
     const target = req.url ?? '';
     if (!target.startsWith('/')) {
       if (this.authorizeScraper(req, res)) this.scrapes.handle(req, res);
@@ -502,6 +536,11 @@ export class NatproxProxy {
   private authorized(allowed: readonly Credential[] | undefined, header: string | undefined) {
     return allowed === undefined || isAuthorized(allowed, parseAuthorization(header));
   }
+}
+
+/** 3/4 of a client's streams: one scraper credential leaves room for the others. */
+export function defaultPerScraper(maxStreamsPerClient: number): number {
+  return Math.max(1, Math.floor((maxStreamsPerClient * 3) / 4));
 }
 
 function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {

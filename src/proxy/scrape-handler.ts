@@ -14,13 +14,15 @@ import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
 import type { ProxyEvents, ScrapeFinished, ScrapeOutcome } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
-import type { StreamCounter } from './stream-counter.js';
+import { busyReason, type StreamCounter } from './stream-counter.js';
 
 /** The settings a scrape reads when it starts; a config reload replaces them. */
 export interface ScrapePolicy {
   defaultScrapeTimeoutMs: number;
   maxScrapeTimeoutMs: number;
   maxStreamsPerClient: number;
+  /** Undefined when the proxy has no scrapers: (nothing to tell them apart by). */
+  maxStreamsPerScraper: number | undefined;
   maxResponseBytes: number;
   maxRequestBytes: number;
 }
@@ -132,9 +134,13 @@ export class ScrapeHandler {
       finish('no_client', 503, { reason });
       return;
     }
-    const release = this.options.streams.acquire(session, policy.maxStreamsPerClient);
-    if (!release) {
-      const reason = `client for "${name}" already has ${policy.maxStreamsPerClient} streams in flight, its limit (max_streams_per_client)`;
+    const release = this.options.streams.acquire(
+      session,
+      policy,
+      req.headers['proxy-authorization'],
+    );
+    if (typeof release === 'string') {
+      const reason = busyReason(name, policy, release);
       sendText(res, 429, `natprox: ${reason}`, {
         code: 'NATPROX_CLIENT_BUSY',
         headers: { 'retry-after': '1' },

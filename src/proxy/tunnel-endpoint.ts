@@ -45,6 +45,8 @@ export interface TunnelEndpointOptions {
   events: ProxyEvents;
   policy: () => TunnelPolicy;
   heartbeat: HeartbeatOptions;
+  /** max_tunnel_control_bytes_per_second, read at every check (a reload changes it). */
+  controlBytesPerSecond: () => number;
 }
 
 /**
@@ -181,6 +183,7 @@ export class TunnelEndpoint {
     grantKey: string | undefined,
   ): void {
     if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    const address = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
     if (head.length > 0) socket.unshift(head);
     const session = new ProxyTunnelSession(
       socket,
@@ -188,6 +191,15 @@ export class TunnelEndpoint {
       remoteAddress,
       grantKey,
       this.options.heartbeat,
+      {
+        bytesPerSecond: this.options.controlBytesPerSecond,
+        onExceeded: (reason) =>
+          this.options.events.emit('connectionCutOff', {
+            address: address ?? '',
+            remoteAddress,
+            reason: `tunnel flood: ${reason}`,
+          }),
+      },
     );
     this.options.registry.add(session);
     this.options.events.emit('tunnelConnected', session);

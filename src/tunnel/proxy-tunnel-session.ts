@@ -12,6 +12,7 @@ import type {
   ScrapeRequest,
   ScrapeResponse,
 } from '../proxy/client-session.js';
+import { ControlBudget, controlBudgets, DATA_FRAME_ALLOWANCE_BYTES } from './control-budget.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
@@ -40,6 +41,20 @@ const ENDED_REQUEST = { endStream: true, ...PRIORITY_DEFAULTS };
 const OPEN_REQUEST = { endStream: false, ...PRIORITY_DEFAULTS };
 /** How long the proxy waits for a client to close its tunnel once the proxy closed it. */
 export const CLIENT_CLOSE_WAIT_MS = 1000;
+/** Default of max_tunnel_control_bytes_per_second (see ControlBudget). */
+export const DEFAULT_CONTROL_BYTES_PER_SECOND = 256 * 1024;
+
+/** What a tunnel may send beyond its scrapes' needs, and who hears when it sent more. */
+export interface ControlLimit {
+  /** Read at every check: a config reload changes it. */
+  bytesPerSecond: () => number;
+  /** Called once, before the session closes itself, with the reason. */
+  onExceeded?: (reason: string) => void;
+}
+
+const DEFAULT_CONTROL_LIMIT: ControlLimit = {
+  bytesPerSecond: () => DEFAULT_CONTROL_BYTES_PER_SECOND,
+};
 
 /**
  * The proxy's end of a native tunnel. After the Upgrade the roles reverse: the proxy is the
@@ -51,6 +66,7 @@ export class ProxyTunnelSession implements ClientSession {
   readonly connectedAt = new Date();
   private readonly h2: ClientHttp2Session;
   private readonly heartbeat: Heartbeat;
+  private readonly budget: ControlBudget;
   private closeReason: string | undefined;
   private readonly closeListeners: Array<(reason: string) => void> = [];
 
@@ -60,6 +76,7 @@ export class ProxyTunnelSession implements ClientSession {
     readonly remoteAddress: string,
     readonly grantKey: string | undefined,
     heartbeatOptions: HeartbeatOptions,
+    control: ControlLimit = DEFAULT_CONTROL_LIMIT,
   ) {
     this.h2 = http2.connect('http://natprox-client', {
       createConnection: () => socket,
@@ -99,6 +116,11 @@ export class ProxyTunnelSession implements ClientSession {
       bytesArrived(socket),
     );
     this.heartbeat.start();
+    this.budget = new ControlBudget(socket, control.bytesPerSecond, (reason) => {
+      control.onExceeded?.(reason);
+      this.destroy(`tunnel flood: ${reason}`);
+    });
+    controlBudgets.add(this.budget);
   }
 
   get closed(): boolean {
@@ -161,6 +183,8 @@ export class ProxyTunnelSession implements ClientSession {
         reject(new NatproxError('NATPROX_CLIENT_LOST', 'could not open a stream', { cause: err }));
         return;
       }
+      this.budget.streamOpened();
+      const data = countData(stream, this.budget);
       // A request body streams on the stream with HTTP/2 flow control; it stops (unpiped)
       // when the stream closes, which a cancellation or the deadline does.
       if (body) body.pipe(stream);
@@ -179,6 +203,7 @@ export class ProxyTunnelSession implements ClientSession {
         stream.off('trailers', onTrailers);
         stream.off('response', onResponse);
         signal.removeEventListener('abort', onAbort);
+        this.budget.streamClosed(data.ended);
         if (!responded && !signal.aborted) {
           reject(
             new NatproxError(
@@ -247,8 +272,52 @@ export class ProxyTunnelSession implements ClientSession {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
     this.heartbeat.stop();
+    controlBudgets.delete(this.budget);
     for (const listener of this.closeListeners.splice(0)) listener(reason);
   }
+}
+
+/** A stream's DATA counter, on the stream itself (see countData). */
+const DATA_COUNTER = Symbol('natprox.dataCounter');
+
+interface DataCounter {
+  budget: ControlBudget;
+  ended: boolean;
+}
+
+type CountedStream = ClientHttp2Stream & { [DATA_COUNTER]?: DataCounter };
+
+let countingPushInstalled = false;
+
+/**
+ * Credits the DATA a stream receives to the tunnel's budget, as Node hands it to the stream:
+ * nghttp2 keeps no count that JavaScript can read while the stream is open. The counting
+ * push() goes on the prototype of Node's client streams, once: a push() of each stream's
+ * own cost 8% of the throughput (a closure, and an own property on every stream).
+ */
+function countData(stream: ClientHttp2Stream, budget: ControlBudget): DataCounter {
+  const counter: DataCounter = { budget, ended: false };
+  (stream as CountedStream)[DATA_COUNTER] = counter;
+  if (!countingPushInstalled) {
+    countingPushInstalled = true;
+    const prototype = Object.getPrototypeOf(stream) as ClientHttp2Stream;
+    const push = prototype.push;
+    prototype.push = function countingPush(
+      this: CountedStream,
+      chunk: unknown,
+      encoding?: BufferEncoding,
+    ): boolean {
+      const counted = this[DATA_COUNTER];
+      if (counted !== undefined) {
+        if (chunk === null) counted.ended = true;
+        else if (chunk) {
+          counted.budget.credit((chunk as Buffer).length + DATA_FRAME_ALLOWANCE_BYTES);
+        }
+      }
+      return push.call(this, chunk, encoding);
+    };
+  }
+  return counter;
 }
 
 /**

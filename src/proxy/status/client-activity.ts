@@ -19,6 +19,8 @@ export interface RecentError extends LastScrape {
   name: string;
   port: number;
   reason: string;
+  /** How many times this error (same outcome and reason) happened; `at` is the latest. */
+  count: number;
 }
 
 interface NameActivity {
@@ -119,15 +121,7 @@ export class ClientActivity {
       status: info.status,
       durationMs: info.durationMs,
     };
-    if (failed) {
-      this.errors.push({
-        ...scrape,
-        name: info.name,
-        port: info.port,
-        reason: info.reason ?? info.outcome,
-      });
-      if (this.errors.length > MAX_RECENT_ERRORS) this.errors.shift();
-    }
+    if (failed) recordError(this.errors, scrape, info);
     // Only scrapes that reached a client: unknown names must not take memory.
     const activity = info.sessionId ? this.names.get(info.name) : undefined;
     if (!activity) return;
@@ -143,6 +137,20 @@ export class ClientActivity {
     if (failed) bucket.failed += 1;
     else bucket.ok += 1;
   }
+}
+
+/**
+ * A repeat of an error already in the list (same outcome and reason) replaces it, newest,
+ * with its count: a flood of one kind, such as requests without scraper credentials, takes
+ * one entry and cannot push the other errors out.
+ */
+function recordError(errors: RecentError[], scrape: LastScrape, info: ScrapeFinished): void {
+  const reason = info.reason ?? info.outcome;
+  const index = errors.findIndex((e) => e.outcome === info.outcome && e.reason === reason);
+  const count = index >= 0 ? (errors[index]?.count ?? 0) + 1 : 1;
+  if (index >= 0) errors.splice(index, 1);
+  errors.push({ ...scrape, name: info.name, port: info.port, reason, count });
+  if (errors.length > MAX_RECENT_ERRORS) errors.shift();
 }
 
 function emptyActivity(): NameActivity {

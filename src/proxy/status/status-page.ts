@@ -13,7 +13,7 @@ export function renderStatusFragment(report: StatusReport): string {
       (e) => `<li><time datetime="${e.at}">${formatAgo(e.at, now)}</time>
         <b>${escapeHtml(`${e.name}:${e.port}${e.path}`)}</b>
         <span class="bad">${e.status || '—'} ${escapeHtml(e.outcome)}</span>
-        <span class="reason">${escapeHtml(e.reason)}</span></li>`,
+        <span class="reason">${escapeHtml(e.reason)}</span>${e.count > 1 ? ` <span class="count">(${e.count} times)</span>` : ''}</li>`,
     )
     .join('');
   return `<p class="summary"><b>${report.proxy.clients}</b> client${report.proxy.clients === 1 ? '' : 's'} connected
