@@ -23,6 +23,8 @@ export interface PrometheusServer {
   url: string;
   /** An instant query; the vector's series with their one sample. */
   query(promql: string): Promise<Series[]>;
+  /** A range query from `startMs` to `endMs` every `stepS` seconds (query_range). */
+  queryRange(promql: string, startMs: number, endMs: number, stepS: number): Promise<Series[]>;
   /** The raw samples of `selector` over the last `seconds` (a range-vector instant query). */
   rawSamples(selector: string, seconds: number): Promise<Series[]>;
   /** Polls an instant query until `accept` returns a value (bounded by `timeoutMs`). */
@@ -103,6 +105,15 @@ export async function startPrometheus(
     port,
     url,
     query: async (promql) => toSeries(await api(url, '/api/v1/query', { query: promql })),
+    queryRange: async (promql, startMs, endMs, stepS) =>
+      toSeries(
+        await api(url, '/api/v1/query_range', {
+          query: promql,
+          start: String(startMs / 1000),
+          end: String(endMs / 1000),
+          step: String(stepS),
+        }),
+      ),
     rawSamples: async (selector, seconds) =>
       toSeries(await api(url, '/api/v1/query', { query: `${selector}[${seconds}s]` })),
     waitFor: (promql, accept, timeoutMs, what) =>
