@@ -255,11 +255,12 @@ describe('DisconnectedTargets: /clients keeps a departed name, so up goes 0', ()
     let now = 0;
     const events = new ProxyEvents();
     const registry = new SessionRegistry();
-    const disconnected = new DisconnectedTargets(events, registry, {
-      retentionMs: 1000,
-      maxNames,
-      now: () => now,
-    });
+    const disconnected = new DisconnectedTargets(
+      events,
+      registry,
+      { retentionMs: 1000, maxNames, now: () => now },
+      0,
+    );
     const connect = (s: FakeSession) => {
       registry.add(s);
       events.emit('tunnelConnected', s);
@@ -304,6 +305,21 @@ describe('DisconnectedTargets: /clients keeps a departed name, so up goes 0', ()
     assert.deepEqual(listed(), ['pi:9100 true']);
   });
 
+  it('forgets a name served for less than minServedMs (a probe, a made-up PushProx name)', () => {
+    const events = new ProxyEvents();
+    const registry = new SessionRegistry();
+    const disconnected = new DisconnectedTargets(
+      events,
+      registry,
+      { retentionMs: 1000, maxNames: 10, now: () => 59_999 },
+      60_000,
+    );
+    const brief = session('brief', ['brief']);
+    brief.close('gone');
+    events.emit('tunnelDisconnected', brief, 'gone');
+    assert.deepEqual(targetGroups(registry, disconnected), []);
+  });
+
   it('keeps at most maxNames departed names, the latest', () => {
     const { disconnect, listed } = setUp(2);
     for (const name of ['a', 'b', 'c']) disconnect(session(name, [name]));
@@ -314,7 +330,7 @@ describe('DisconnectedTargets: /clients keeps a departed name, so up goes 0', ()
 describe('/clients of a real proxy after a client stops', () => {
   it('lists it as not connected, and a scrape of it gets 503 (Prometheus: up 0)', async () => {
     const target = await startTarget((_req, res) => res.end('up 1\n'), after);
-    const { port, url } = await startProxy(after);
+    const { port, url } = await startProxy(after, { departedMinServedMs: 0 });
     const client = await startClient(after, {
       proxyUrl: new URL(url),
       names: ['home-pi'],

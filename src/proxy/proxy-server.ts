@@ -132,6 +132,8 @@ export interface ProxyOptions {
   publicNames?: readonly string[] | undefined;
   /** PushProx long-poll clients: the re-poll grace (see LongPollTimings). */
   longPoll?: Partial<LongPollTimings> | undefined;
+  /** How long a client must have served a name for /clients to list it after it left. */
+  departedMinServedMs?: number | undefined;
 }
 
 /** The proxy's own pages and health checks (path-form requests it answers itself). */
@@ -218,7 +220,12 @@ export class NatproxProxy {
       timings: options.longPoll,
     });
     this.metrics = createProxyMetrics(this.events, this.registry, () => this.streams.active);
-    this.disconnected = new DisconnectedTargets(this.events, this.registry);
+    this.disconnected = new DisconnectedTargets(
+      this.events,
+      this.registry,
+      undefined,
+      options.departedMinServedMs,
+    );
     this.activity = new ClientActivity(
       this.events,
       (name) => this.registry.lookup(name) !== undefined,

@@ -44,6 +44,13 @@ function groupOf(name: string, session: ClientSession, connected: boolean): Targ
 }
 
 /**
+ * A client must have served a name this long before /clients remembers the name when it
+ * leaves: a probe, or a PushProx poll for a made-up name that lapses after seconds, would
+ * otherwise fill /clients with targets that were never real.
+ */
+export const DEFAULT_MIN_SERVED_MS = 60_000;
+
+/**
  * Names whose last client left, still listed in /clients for a while: Prometheus keeps
  * scraping them, gets 503 and records `up` 0, where a target that vanished from discovery
  * would simply stop being scraped and never show as down. A client that comes back within
@@ -56,12 +63,14 @@ export class DisconnectedTargets {
     events: ProxyEvents,
     registry: SessionRegistry,
     retention: DepartedRetention = DEFAULT_DEPARTED_RETENTION,
+    minServedMs = DEFAULT_MIN_SERVED_MS,
   ) {
     this.departed = new DepartedNames(retention);
     events.on('tunnelConnected', (session) => {
       for (const name of session.registration.names) this.departed.delete(name);
     });
     events.on('tunnelDisconnected', (session) => {
+      if (retention.now() - session.connectedAt.getTime() < minServedMs) return;
       for (const name of session.registration.names) {
         if (!registry.lookup(name)) this.departed.add(name, groupOf(name, session, false));
       }
