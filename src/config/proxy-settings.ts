@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import {
   DEFAULT_SCRAPE_TIMEOUT_MS,
   MAX_SCRAPE_TIMEOUT_MS,
+  type ProxyLimits,
   type ProxyOptions,
   type ProxyTls,
 } from '../proxy/proxy-server.js';
@@ -122,45 +123,7 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
       ...(file.public_names ? { publicNames: file.public_names } : {}),
       scrapers: credentials(file.scrapers),
       operators: credentials(file.operators),
-      limits: {
-        ...(file.limits?.max_clients ? { maxClients: file.limits.max_clients } : {}),
-        ...(file.limits?.max_streams_per_client
-          ? { maxStreamsPerClient: file.limits.max_streams_per_client }
-          : {}),
-        ...(file.limits?.max_names_per_client
-          ? { maxNamesPerClient: file.limits.max_names_per_client }
-          : {}),
-        ...(file.limits?.max_labels_per_client
-          ? { maxLabelsPerClient: file.limits.max_labels_per_client }
-          : {}),
-        ...(file.limits?.max_ports_per_client
-          ? { maxPortsPerClient: file.limits.max_ports_per_client }
-          : {}),
-        ...(file.limits?.max_names_per_entry
-          ? { maxNamesPerEntry: file.limits.max_names_per_entry }
-          : {}),
-        ...(file.limits?.max_tunnels_per_name
-          ? { maxTunnelsPerName: file.limits.max_tunnels_per_name }
-          : {}),
-        ...(file.limits?.max_request_bytes
-          ? { maxRequestBytes: file.limits.max_request_bytes }
-          : {}),
-        ...(file.limits?.max_response_bytes
-          ? { maxResponseBytes: file.limits.max_response_bytes }
-          : {}),
-        ...(file.limits?.max_streams_per_scraper
-          ? { maxStreamsPerScraper: file.limits.max_streams_per_scraper }
-          : {}),
-        ...(file.limits?.max_pipelined_requests
-          ? { maxPipelinedRequests: file.limits.max_pipelined_requests }
-          : {}),
-        ...(file.limits?.max_tunnel_control_bytes_per_second
-          ? { maxTunnelControlBytesPerSecond: file.limits.max_tunnel_control_bytes_per_second }
-          : {}),
-        ...(file.limits?.flood_block !== undefined
-          ? { floodBlockMs: file.limits.flood_block }
-          : {}),
-      },
+      limits: proxyLimits(file.limits),
       longPoll: {
         ...(file.long_poll?.repoll_grace ? { repollGraceMs: file.long_poll.repoll_grace } : {}),
       },
@@ -173,6 +136,33 @@ export function resolveProxySettings(flags: ProxyFlags): ProxySettings {
       file.shutdown_grace ??
       DEFAULT_SHUTDOWN_GRACE_MS,
   };
+}
+
+/** Each `limits:` field of the config file and the ProxyLimits field it sets. */
+const LIMIT_FIELDS = {
+  max_clients: 'maxClients',
+  max_streams_per_client: 'maxStreamsPerClient',
+  max_names_per_client: 'maxNamesPerClient',
+  max_labels_per_client: 'maxLabelsPerClient',
+  max_ports_per_client: 'maxPortsPerClient',
+  max_names_per_entry: 'maxNamesPerEntry',
+  max_tunnels_per_name: 'maxTunnelsPerName',
+  max_request_bytes: 'maxRequestBytes',
+  max_response_bytes: 'maxResponseBytes',
+  max_streams_per_scraper: 'maxStreamsPerScraper',
+  max_pipelined_requests: 'maxPipelinedRequests',
+  max_tunnel_control_bytes_per_second: 'maxTunnelControlBytesPerSecond',
+  flood_block: 'floodBlockMs',
+} as const satisfies Record<keyof NonNullable<ProxyFile['limits']>, keyof ProxyLimits>;
+
+/** The limits the file sets; the rest keep their defaults. */
+function proxyLimits(limits: ProxyFile['limits']): Partial<ProxyLimits> {
+  const out: Partial<Record<keyof ProxyLimits, number>> = {};
+  for (const [field, key] of Object.entries(LIMIT_FIELDS)) {
+    const value = limits?.[field as keyof typeof LIMIT_FIELDS];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
 }
 
 /** 127.0.0.0/8, ::1 and "localhost": only this machine can connect. */
