@@ -309,7 +309,7 @@ describe('natprox config', () => {
           '--label',
           'instance=x',
         ],
-        /"instance" is set by Prometheus for each target/,
+        /"instance" is a reserved label/,
       ],
       [
         [

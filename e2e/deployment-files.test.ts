@@ -173,9 +173,17 @@ describe('deploy/: systemd units and example configs', () => {
     assert.deepEqual(client.names, ['raspberrypi']);
     assert.deepEqual(client.labels, { location: 'home' });
     assert.equal(client.token, 'a-token');
+    // GET /federate and POST /api/v1/read (remote read) on the home Prometheus, node_exporter.
     assert.deepEqual(
-      client.allow.map((target) => `${target.host}:${target.port}`),
-      ['127.0.0.1:9090', '127.0.0.1:9100'],
+      client.allow.map(
+        (t) =>
+          `${(t.methods ?? ['GET', 'HEAD']).join(',')} ${t.host}:${t.port}${(t.pathPrefixes ?? []).join(',')}`,
+      ),
+      [
+        'GET,HEAD 127.0.0.1:9090/federate',
+        'POST 127.0.0.1:9090/api/v1/read',
+        'GET,HEAD 127.0.0.1:9100',
+      ],
     );
   });
 });

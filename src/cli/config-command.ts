@@ -70,7 +70,7 @@ function prometheusConfig(args: string[]): number {
       names,
       port,
       matches,
-      labels: parseLabels(flags.label ?? [], ['job', 'instance']),
+      labels: parseLabels(flags.label ?? []),
       jobName: jobName('--job', flags.job ?? 'federate'),
       operator: parseOperator(flags.operator),
       caFile: flags['ca-file'],
@@ -100,7 +100,7 @@ function homeConfig(args: string[]): number {
       "--label is required: the external label that marks this site's series, e.g. --label location=home",
     );
   }
-  const externalLabels = parseLabels(labels, []);
+  const externalLabels = parseLabels(labels);
   const nodeExporter = flags['node-exporter'] ?? 'localhost:9100';
   const parsed = parseHostPort(nodeExporter);
   if (typeof parsed === 'string' || parsed.port === 0) {
@@ -118,8 +118,8 @@ function homeConfig(args: string[]): number {
   return 0;
 }
 
-/** KEY=VALUE flags; `reserved` names the labels Prometheus sets itself for a target. */
-function parseLabels(texts: string[], reserved: string[]): Record<string, string> {
+/** KEY=VALUE flags; `job`, `instance` and `__*` are refused (validateLabelName). */
+function parseLabels(texts: string[]): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const text of texts) {
     const eq = text.indexOf('=');
@@ -127,11 +127,6 @@ function parseLabels(texts: string[], reserved: string[]): Record<string, string
     const key = text.slice(0, eq);
     const problem = validateLabelName(key);
     if (problem) throw usage(`--label: ${problem}`);
-    if (reserved.includes(key)) {
-      throw usage(
-        `--label: "${key}" is set by Prometheus for each target; use a label of your own, e.g. location=home`,
-      );
-    }
     labels[key] = text.slice(eq + 1);
   }
   return labels;
