@@ -91,7 +91,8 @@ describe('CONNECT tunnel closed by its target', () => {
       const closed = new Promise<void>((resolve) => tunnel.socket.once('close', () => resolve()));
       if (queued) {
         // More than the target, the client's socket and the HTTP/2 windows take in.
-        const chunk = Buffer.alloc(1024 * 1024, 1);
+        // 0x16 starts a TLS handshake record: only TLS passes through CONNECT.
+        const chunk = Buffer.alloc(1024 * 1024, 0x16);
         for (let i = 0; i < 64; i += 1) tunnel.socket.write(chunk);
       }
       const started = performance.now();
@@ -102,4 +103,22 @@ describe('CONNECT tunnel closed by its target', () => {
       assert.deepEqual(outcomes, ['ok']);
     });
   }
+});
+
+describe('CONNECT carries TLS only', () => {
+  it('plain HTTP written into a CONNECT tunnel never reaches the target (POST /-/quit)', async () => {
+    const received: Buffer[] = [];
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+    });
+    const tunnel = await tunnelTo(await listenOnLoopback(server));
+    const outcomes: Array<{ outcome: string; reason?: string | undefined }> = [];
+    tunnel.proxy.events.on('connectFinished', (info) => outcomes.push(info));
+    const closed = new Promise<void>((resolve) => tunnel.socket.once('close', () => resolve()));
+    tunnel.socket.write('POST /-/quit HTTP/1.1\r\nHost: demo\r\nContent-Length: 0\r\n\r\n');
+    await within(closed, 5000, 'the tunnel to close');
+    await eventually(() => outcomes.length === 1, 2000, 'the CONNECT reported');
+    assert.deepEqual(Buffer.concat(received).length, 0, 'the target received nothing');
+  });
 });

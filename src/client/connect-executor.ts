@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { formatHostPort } from '../util/host-port.js';
 import { ignore } from '../util/ignore.js';
 import { DEADLINE_HEADER } from '../tunnel/protocol.js';
@@ -8,7 +8,10 @@ import type { ClientEvents } from './client-events.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
 import { servedReporter } from './served-reporter.js';
 
+const { NGHTTP2_REFUSED_STREAM } = constants;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** The first byte of a TLS record carrying a handshake: what a ClientHello starts with. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 /**
  * Serves CONNECT streams (scrapes of https targets): connects to the allowlisted target
@@ -50,6 +53,7 @@ export class ConnectExecutor {
     const socket = net.connect({ host, port, timeout: timeoutMs });
     this.sockets.add(socket);
     let connected = false;
+    let refused = false;
     socket.once('timeout', () => {
       if (!connected) socket.destroy(new Error(`no connection within ${timeoutMs} ms`));
     });
@@ -68,7 +72,21 @@ export class ConnectExecutor {
       socket.on('data', count);
       stream.on('data', count);
       socket.pipe(stream);
-      stream.pipe(socket);
+      // The client cannot see methods or paths inside CONNECT, so only TLS may pass (what
+      // `scheme: https` sends): a proxy must not write a plain-HTTP POST through it to a
+      // target the allowlist grants GET only.
+      stream.once('data', (first: Buffer) => {
+        if (first[0] === TLS_HANDSHAKE_RECORD) {
+          socket.write(first);
+          stream.pipe(socket);
+          return;
+        }
+        refused = true;
+        const reason = `the CONNECT stream to ${where} did not start with a TLS handshake; only https targets are reached through CONNECT (plain HTTP goes as GET http://NAME:PORT/…, where methods and paths are checked)`;
+        report('forbidden', 403, reason);
+        socket.destroy();
+        stream.close(NGHTTP2_REFUSED_STREAM);
+      });
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (connected) return;
@@ -79,7 +97,7 @@ export class ConnectExecutor {
     socket.once('close', () => {
       this.sockets.delete(socket);
       if (!stream.closed) stream.close();
-      if (connected) report('ok', 200);
+      if (connected && !refused) report('ok', 200);
     });
     stream.once('close', () => socket.destroy());
   }
