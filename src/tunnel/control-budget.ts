@@ -5,6 +5,13 @@ import { STREAM_WINDOW_BYTES } from './protocol.js';
 export const CONTROL_CHECK_MS = 100;
 /** Credited per stream the proxy opens: its response head and trailer (headers up to 64 KiB). */
 export const STREAM_ALLOWANCE_BYTES = 64 * 1024 + 1024;
+/**
+ * Tolerated on top of the limit before a tunnel counts as flooding: DATA dropped for
+ * cancelled streams can arrive after their credit was used up (a tunnel whose unread scrapes
+ * were cancelled was cut off with about 2 MiB unexplained). A real flood sends tens of MiB
+ * per second and still passes this within a fraction of a second.
+ */
+export const FLOOD_HEADROOM_BYTES = 16 * 1024 * 1024;
 /** Credited per DATA chunk on top of its payload: the frame header and padding. */
 export const DATA_FRAME_ALLOWANCE_BYTES = 9 + 256;
 
@@ -56,7 +63,8 @@ export class ControlBudget {
     this.lastRead = read;
     this.credited = 0;
     this.level = Math.max(0, this.level + unexplained - (rate * CONTROL_CHECK_MS) / 1000);
-    if (this.level <= rate + this.openStreams * STREAM_WINDOW_BYTES) return false;
+    const allowed = rate + FLOOD_HEADROOM_BYTES + this.openStreams * STREAM_WINDOW_BYTES;
+    if (this.level <= allowed) return false;
     this.onFlood(
       `sent ${Math.round(this.level / 1024)} KiB more than its scrapes need (WINDOW_UPDATE, PING, SETTINGS or other frames without scrape data), over the limit of ${Math.round(rate / 1024)} KiB/s (max_tunnel_control_bytes_per_second)`,
     );
