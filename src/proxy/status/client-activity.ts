@@ -1,3 +1,4 @@
+import { DepartedNames } from '../departed-names.js';
 import type { ProxyEvents, ScrapeFinished } from '../proxy-events.js';
 
 /** Length of the "recent" window on the status page, and the size of its buckets. */
@@ -28,8 +29,6 @@ interface NameActivity {
   bytes: number;
   /** Per 10 s bucket: its start (ms since epoch), ok and failed scrapes. */
   buckets: Array<{ start: number; ok: number; failed: number }>;
-  /** When the last client serving the name left; undefined while one serves it. */
-  departedAt: number | undefined;
 }
 
 /**
@@ -41,6 +40,8 @@ interface NameActivity {
  */
 export class ClientActivity {
   private readonly names = new Map<string, NameActivity>();
+  /** Names no client serves: forgotten once their window has passed. */
+  private readonly departed: DepartedNames<undefined>;
   private readonly errors: RecentError[] = [];
 
   /** `served(name)`: whether a live client serves the name now. */
@@ -49,18 +50,20 @@ export class ClientActivity {
     served: (name: string) => boolean,
     private readonly now: () => number = Date.now,
   ) {
+    this.departed = new DepartedNames(
+      { retentionMs: WINDOW_MS, maxNames: Number.POSITIVE_INFINITY, now },
+      (name) => this.names.delete(name),
+    );
     events.on('tunnelConnected', (session) => {
-      this.prune();
+      this.departed.prune();
       for (const name of session.registration.names) {
-        const activity = this.names.get(name);
-        if (activity) activity.departedAt = undefined;
-        else this.names.set(name, emptyActivity());
+        this.departed.delete(name);
+        if (!this.names.has(name)) this.names.set(name, emptyActivity());
       }
     });
     events.on('tunnelDisconnected', (session) => {
       for (const name of session.registration.names) {
-        const activity = this.names.get(name);
-        if (activity && !served(name)) activity.departedAt = this.now();
+        if (this.names.has(name) && !served(name)) this.departed.add(name, undefined);
       }
     });
     events.on('scrapeFinished', (info) => this.record(info));
@@ -99,16 +102,6 @@ export class ClientActivity {
   /** The latest failed scrapes, newest first. */
   recentErrors(): RecentError[] {
     return [...this.errors].reverse();
-  }
-
-  /** Names no client has served for a whole window have nothing left to show. */
-  private prune(): void {
-    const before = this.now() - WINDOW_MS;
-    for (const [name, activity] of this.names) {
-      if (activity.departedAt !== undefined && activity.departedAt <= before) {
-        this.names.delete(name);
-      }
-    }
   }
 
   private record(info: ScrapeFinished): void {
@@ -154,5 +147,5 @@ function recordError(errors: RecentError[], scrape: LastScrape, info: ScrapeFini
 }
 
 function emptyActivity(): NameActivity {
-  return { last: undefined, bytes: 0, buckets: [], departedAt: undefined };
+  return { last: undefined, bytes: 0, buckets: [] };
 }
