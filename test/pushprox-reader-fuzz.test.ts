@@ -399,6 +399,24 @@ describe('PushProx push reader: a running proxy', () => {
     for (const fn of teardowns.reverse()) await fn();
   });
 
+  it('survives a push whose bad chunked body arrives with its head and is never read', async () => {
+    const pushed = Buffer.from(
+      'HTTP/1.1 200 OK\r\nId: no-such-scrape\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-a-size\r\n',
+    );
+    const request = Buffer.concat([
+      Buffer.from(
+        `POST /push HTTP/1.1\r\nHost: proxy\r\nContent-Length: ${pushed.length}\r\nConnection: close\r\n\r\n`,
+      ),
+      pushed,
+    ]);
+    const result = await rawRequest(port, request, { timeoutMs: 3000 });
+    assert.ok(result.status !== undefined && result.status >= 400 && result.status < 500);
+    // An error event nobody listened to would surface as an uncaught exception by now.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const healthy = await rawRequest(port, 'GET /-/healthy HTTP/1.1\r\nHost: p\r\n\r\n');
+    assert.equal(healthy.status, 200);
+  });
+
   it('answers every mutated push with a status and keeps serving', async () => {
     await fc.assert(
       fc.asyncProperty(model, fc.array(mutation, { maxLength: 3 }), async (m, edits) => {

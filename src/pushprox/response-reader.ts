@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { statusHasNoBody } from '../util/headers.js';
+import { ignore } from '../util/ignore.js';
 import { BodyDecoder, type BodyFraming } from './body-decoder.js';
 import { headEnd, headLines, parseHeaderBlock } from './wire-format.js';
 
@@ -77,6 +78,10 @@ export function readPushedResponse(
         return;
       }
       const body = new BodyDecoder(parsed.framing);
+      // Malformed framing already in `rest` errors the body before anyone reads it (or for
+      // good, when no scrape takes the push); whoever reads it sees the error through its
+      // own listener, and an unread one must not bring the proxy down.
+      body.on('error', ignore);
       const rest = buffered.subarray(end);
       if (rest.length > 0) body.write(rest);
       source.once('end', () => {
