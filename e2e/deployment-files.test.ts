@@ -15,7 +15,7 @@ import { resolveClientSettings } from '../src/config/client-settings.js';
 import { resolveProxySettings } from '../src/config/proxy-settings.js';
 import { createTestCa, type CertFiles, type TestCa } from '../test/helpers/tls-fixtures.js';
 
-const DEPLOY = fileURLToPath(new URL('../deploy/', import.meta.url));
+const DEPLOY = fileURLToPath(new URL('../deploy', import.meta.url));
 const UNITS = ['natprox-proxy.service', 'natprox-client.service'] as const;
 const NODE = '/usr/bin/node';
 

@@ -7,7 +7,7 @@ import { Allowlist, unsafePath, type AllowedTarget } from '../src/client/allowli
 import { NatproxClient } from '../src/client/natprox-client.js';
 import { resolveClientSettings } from '../src/config/client-settings.js';
 import { ConfigError } from '../src/errors.js';
-import { REGISTRATION_HEADER, type Registration } from '../src/tunnel/protocol.js';
+import { REGISTRATION_HEADER, type Registration } from '../src/wire/protocol.js';
 
 /** The allowlist the client would build from --allow flags. */
 function fromFlags(...allow: string[]): Allowlist {

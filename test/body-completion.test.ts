@@ -8,8 +8,8 @@ import {
   DEADLINE_HEADER,
   LENGTH_COMPLETES_HEADER,
   TUNNEL_UPGRADE_TOKEN,
-} from '../src/tunnel/protocol.js';
-import { dialTunnel } from '../src/tunnel/tunnel-dialer.js';
+} from '../src/wire/protocol.js';
+import { dialTunnel } from '../src/client/native/tunnel-dialer.js';
 import {
   eventually,
   openScrape,

@@ -35,7 +35,7 @@ function natprox(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult
   });
 }
 
-const SRC_CLI = fileURLToPath(new URL('../src/cli/', import.meta.url));
+const SRC_CLI = fileURLToPath(new URL('../src/cli', import.meta.url));
 
 /**
  * The options object a command's source hands to parseFlags('COMMAND', args, ...): written

@@ -13,7 +13,7 @@ import {
 } from '../src/config/proxy-settings.js';
 import { clientFileSchema, proxyFileSchema } from '../src/config/schema.js';
 import { ConfigError } from '../src/errors.js';
-import { DEFAULT_HEARTBEAT } from '../src/tunnel/heartbeat.js';
+import { DEFAULT_HEARTBEAT } from '../src/wire/heartbeat.js';
 import { createTestCa } from './helpers/tls-fixtures.js';
 
 const HASH_A = createHash('sha256').update('token-a').digest('hex');

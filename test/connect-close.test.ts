@@ -1,7 +1,7 @@
 /**
  * CONNECT tunnels (https targets) that one end closes: the other end's connection must close
  * at once, also when bytes were still queued on the way (the queued bytes of a reset HTTP/2
- * stream can keep it, and its session, alive in Node 20: see src/tunnel/peer-reset.ts).
+ * stream can keep it, and its session, alive in Node 20: see src/wire/peer-reset.ts).
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';

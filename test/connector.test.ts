@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientEvents, type ConnectionState } from '../src/client/client-events.js';
 import type { BackoffOptions } from '../src/client/backoff.js';
-import { Connector } from '../src/client/connector.js';
-import type { TunnelConnection } from '../src/tunnel/tunnel-dialer.js';
+import { Connector } from '../src/client/native/connector.js';
+import type { TunnelConnection } from '../src/client/native/tunnel-dialer.js';
 
 /** No jitter: random() = 0.5 puts every delay exactly on its base. */
 const SMALL_BACKOFF: BackoffOptions = {

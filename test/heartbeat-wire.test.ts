@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dialTunnel } from '../src/tunnel/tunnel-dialer.js';
+import { dialTunnel } from '../src/client/native/tunnel-dialer.js';
 import { startProxy } from './helpers/loopback.js';
 
 const INTERVAL_MS = 100;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
-import { DEFAULT_HEARTBEAT, Heartbeat, type Timers } from '../src/tunnel/heartbeat.js';
+import { DEFAULT_HEARTBEAT, Heartbeat, type Timers } from '../src/wire/heartbeat.js';
 
 /** Fake interval timers: `tick()` fires every live interval once. */
 class FakeTimers implements Timers {

@@ -115,3 +115,23 @@ test('every natprox command runs with it installed', async () => {
   }
   assert.equal(AsyncResource.prototype.bind !== nodeBind, nodeBindWraps);
 });
+
+test('importing natprox as a library leaves Node’s bind alone (only the CLI installs it)', async () => {
+  const index = new URL('../src/index.ts', import.meta.url).href;
+  const probe = `import { AsyncResource } from 'node:async_hooks';
+    const before = AsyncResource.prototype.bind;
+    const natprox = await import(${JSON.stringify(index)});
+    process.stdout.write(JSON.stringify({
+      same: AsyncResource.prototype.bind === before,
+      exported: Object.keys(natprox).filter((name) => /bind/i.test(name)),
+    }));`;
+  const { stdout } = await execFileAsync(process.execPath, [
+    '--import',
+    'tsx',
+    '--input-type=module',
+    '-e',
+    probe,
+  ]);
+  assert.deepEqual(JSON.parse(stdout), { same: true, exported: [] });
+});
+

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { registerPerClientMetrics } from '../src/observability/per-client-metrics.js';
+import { registerPerClientMetrics } from '../src/proxy/metrics/per-client-metrics.js';
 import type { ClientSession } from '../src/proxy/client-session.js';
 import { ProxyEvents } from '../src/proxy/proxy-events.js';
 import { SessionRegistry } from '../src/proxy/session-registry.js';

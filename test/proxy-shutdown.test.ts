@@ -12,7 +12,7 @@ import {
   REGISTRATION_HEADER,
   TUNNEL_PATH,
   TUNNEL_UPGRADE_TOKEN,
-} from '../src/tunnel/protocol.js';
+} from '../src/wire/protocol.js';
 import { eventually, startProxy, within } from './helpers/loopback.js';
 
 /** An HTTP/2 server's side of the handshake: its SETTINGS, and the ack of the proxy's. */

@@ -11,8 +11,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
-import { readPushedResponse } from '../src/pushprox/response-reader.js';
-import { MAX_HEAD_BYTES } from '../src/pushprox/wire-format.js';
+import { readPushedResponse } from '../src/wire/pushprox/response-reader.js';
+import { MAX_HEAD_BYTES } from '../src/wire/pushprox/wire-format.js';
 import { startProxy } from './helpers/loopback.js';
 import { rawRequest } from './helpers/raw-http.js';
 

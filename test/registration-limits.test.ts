@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { encodeRegistration, REGISTRATION_HEADER, TUNNEL_PATH } from '../src/tunnel/protocol.js';
-import type { Registration } from '../src/tunnel/protocol.js';
+import { encodeRegistration, REGISTRATION_HEADER, TUNNEL_PATH } from '../src/wire/protocol.js';
+import type { Registration } from '../src/wire/protocol.js';
 import { sha256 } from './helpers/hashes.js';
 import {
   eventually,

@@ -15,8 +15,8 @@ import {
   startTarget,
   within,
 } from './helpers/loopback.js';
-import { readPolledRequest } from '../src/pushprox/request-reader.js';
-import { MAX_POLLED_BODY_BYTES } from '../src/pushprox/wire-format.js';
+import { readPolledRequest } from '../src/wire/pushprox/request-reader.js';
+import { MAX_POLLED_BODY_BYTES } from '../src/wire/pushprox/wire-format.js';
 import { rawRequest } from './helpers/raw-http.js';
 
 interface Seen {

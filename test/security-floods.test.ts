@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { logProxyEvents } from '../src/observability/proxy-logging.js';
 import type { NatproxProxy } from '../src/index.js';
-import { CONTROL_CHECK_MS } from '../src/tunnel/control-budget.js';
+import { CONTROL_CHECK_MS } from '../src/proxy/native/control-budget.js';
 import {
   FLOOD_ADDRESS,
   pipelineFlood,

@@ -13,7 +13,7 @@ import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { parseAuthorization } from '../src/auth/credentials.js';
 import { Allowlist, unsafePath } from '../src/client/allowlist.js';
-import { parseAuthority } from '../src/client/stream-reply.js';
+import { parseAuthority } from '../src/client/native/stream-reply.js';
 import type { NatproxProxy } from '../src/index.js';
 import {
   decodeRegistration,
@@ -23,7 +23,7 @@ import {
   TUNNEL_UPGRADE_TOKEN,
   validateLabelName,
   validateName,
-} from '../src/tunnel/protocol.js';
+} from '../src/wire/protocol.js';
 import { formatHostPort, parseHostPort } from '../src/util/host-port.js';
 import { scrapeThrough, startClient, startProxy, startTarget } from './helpers/loopback.js';
 import { rawRequest, type RawResult } from './helpers/raw-http.js';

@@ -13,7 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { AllowedTarget } from '../src/client/allowlist.js';
 import { NatproxClient } from '../src/index.js';
-import { DEADLINE_HEADER, TUNNEL_UPGRADE_TOKEN } from '../src/tunnel/protocol.js';
+import { DEADLINE_HEADER, TUNNEL_UPGRADE_TOKEN } from '../src/wire/protocol.js';
 import { eventually, readBody, startClient, startTarget, within } from './helpers/loopback.js';
 import { parseMessage, type RawMessage } from './helpers/pushprox-peers.js';
 

@@ -10,9 +10,9 @@ import { constants, type ClientHttp2Stream, type ServerHttp2Stream } from 'node:
 import { after, describe, it } from 'node:test';
 import { Allowlist } from '../src/client/allowlist.js';
 import { ClientEvents } from '../src/client/client-events.js';
-import { ScrapeExecutor } from '../src/client/scrape-executor.js';
-import { STREAM_WINDOW_BYTES } from '../src/tunnel/protocol.js';
-import { dialTunnel } from '../src/tunnel/tunnel-dialer.js';
+import { ScrapeExecutor } from '../src/client/native/scrape-executor.js';
+import { STREAM_WINDOW_BYTES } from '../src/wire/protocol.js';
+import { dialTunnel } from '../src/client/native/tunnel-dialer.js';
 import { eventually, startProxy, startTarget, within } from './helpers/loopback.js';
 
 /** A scrape whose body waits on the client's stream: the proxy's end reads nothing. */

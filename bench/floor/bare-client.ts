@@ -17,7 +17,7 @@ import {
   TUNNEL_PATH,
   TUNNEL_SETTINGS,
   TUNNEL_UPGRADE_TOKEN,
-} from '../../src/tunnel/protocol.js';
+} from '../../src/wire/protocol.js';
 
 const [proxyPort, targetPort, nameList] = process.argv.slice(2);
 const names = (nameList ?? '').split(',');

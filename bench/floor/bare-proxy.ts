@@ -19,7 +19,7 @@ import {
   REGISTRATION_HEADER,
   TUNNEL_SETTINGS,
   TUNNEL_UPGRADE_TOKEN,
-} from '../../src/tunnel/protocol.js';
+} from '../../src/wire/protocol.js';
 import { installLeanAsyncResourceBind } from '../../src/util/lean-async-bind.js';
 
 installLeanAsyncResourceBind();

@@ -10,7 +10,7 @@ import {
   REGISTRATION_HEADER,
   TUNNEL_PATH,
   TUNNEL_UPGRADE_TOKEN,
-} from '../../src/tunnel/protocol.js';
+} from '../../src/wire/protocol.js';
 
 export interface Flood {
   /** Connections opened so far (the first and every reopening). */

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProcessGroup, RunningProcess } from './processes.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Builds the bundle into `dir`/natprox.mjs and checks it cannot lean on any node_modules. */
 export function buildSingleFile(dir: string): string {

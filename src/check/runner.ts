@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { ClientFlags } from '../config/client-settings.js';
-import { tunnelUrl } from '../tunnel/tunnel-dialer.js';
+import { tunnelUrl } from '../client/native/tunnel-dialer.js';
 import { VERSION } from '../version.js';
 import { Allowlist, type AllowedTarget } from '../client/allowlist.js';
 import { clientProxies, type ProxyEndpoint } from '../client/proxy-endpoint.js';

@@ -8,7 +8,7 @@ import {
 import { describeTarget } from '../client/allowlist.js';
 import { clientProxies } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
-import type { ClientTls } from '../tunnel/tls-connect.js';
+import type { ClientTls } from '../wire/tls-connect.js';
 import { formatHostPort, urlHostPort } from '../util/host-port.js';
 import { failed, passed, STEP, type StepOutcome } from './outcome.js';
 

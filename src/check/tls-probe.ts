@@ -1,6 +1,6 @@
 import { isIP, type Socket } from 'node:net';
 import tls, { type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
-import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
+import { normalizeFingerprint, type ClientTls } from '../wire/tls-connect.js';
 import { failed, passed, STEP, type StepOutcome } from './outcome.js';
 
 /** What the TLS handshake showed, before any decision: the client's checks are made after. */

@@ -1,7 +1,7 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { sha256Hex } from '../auth/secret-hash.js';
-import { tunnelUrl } from '../tunnel/tunnel-dialer.js';
+import { tunnelUrl } from '../client/native/tunnel-dialer.js';
 import {
   CLIENT_AUTH_HEADER,
   DRY_RUN_HEADER,
@@ -10,7 +10,7 @@ import {
   REGISTRATION_HEADER,
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
-} from '../tunnel/protocol.js';
+} from '../wire/protocol.js';
 import { VERSION } from '../version.js';
 import { failed, notChecked, passed, STEP, type StepOutcome } from './outcome.js';
 

@@ -1,4 +1,4 @@
-import { validateLabelName, validateName } from '../tunnel/protocol.js';
+import { validateLabelName, validateName } from '../wire/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
 import { redactUrl } from '../util/redact-url.js';
 import { CONFIG_HELP } from './help.js';

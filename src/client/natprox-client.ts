@@ -1,53 +1,18 @@
 import { ConfigError } from '../errors.js';
-import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
-import type { ClientTls } from '../tunnel/tls-connect.js';
-import { dialTunnel } from '../tunnel/tunnel-dialer.js';
+import { DEFAULT_HEARTBEAT } from '../wire/heartbeat.js';
+import { dialTunnel } from './native/tunnel-dialer.js';
 import { VERSION } from '../version.js';
-import { Allowlist, type AllowedTarget } from './allowlist.js';
-import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { Allowlist } from './allowlist.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
 import { ClientEvents, type ConnectionState } from './client-events.js';
-import { Connector } from './connector.js';
-import { pushProxTransport } from '../pushprox/pushprox-client.js';
-import { ConnectExecutor } from './connect-executor.js';
+import type { ClientOptions } from './client-options.js';
+import { Connector } from './native/connector.js';
+import { pushProxTransport } from './pushprox/pushprox-client.js';
+import { ConnectExecutor } from './native/connect-executor.js';
 import { clientProxies, type ProxyEndpoint, type TunnelName } from './proxy-endpoint.js';
 import { ProxyTunnels } from './proxy-tunnels.js';
-import { systemResolveHost, type ResolveHost } from './resolve-host.js';
-import { ScrapeExecutor } from './scrape-executor.js';
-
-export interface ClientOptions {
-  /** The proxy, when there is one; `token` and `tls` go with it. Or give `proxies`. */
-  proxyUrl?: URL | undefined;
-  /**
-   * Several proxies, each with its own token and TLS trust: one independent tunnel (own
-   * heartbeats, backoff and state) to each. Replaces `proxyUrl`, `token` and `tls`.
-   */
-  proxies?: ProxyEndpoint[] | undefined;
-  names: string[];
-  allow: AllowedTarget[];
-  labels?: Record<string, string>;
-  token?: string | undefined;
-  tls?: ClientTls | undefined;
-  /**
-   * Resolve every A/AAAA address of each proxy's host and keep one tunnel per address
-   * (replicas behind one name), following DNS every `reresolveIntervalMs`.
-   */
-  connectAllAddresses?: boolean | undefined;
-  /** How hosts are resolved for connectAllAddresses; default the system resolver. */
-  resolveHost?: ResolveHost;
-  /** connectAllAddresses: how often to resolve again (default 30 s). */
-  reresolveIntervalMs?: number;
-  heartbeat?: HeartbeatOptions;
-  backoff?: BackoffOptions;
-  handshakeTimeoutMs?: number;
-  resetBackoffAfterMs?: number;
-  /**
-   * 'native' (default): the reverse-HTTP/2 tunnel to natprox proxy. 'pushprox': PushProx's
-   * long-poll protocol, to a PushProx proxy (or natprox proxy); serves exactly one name.
-   */
-  transport?: 'native' | 'pushprox' | undefined;
-  /** PushProx transport: a poll held this long unrefused counts as connected. */
-  pollAcceptedAfterMs?: number;
-}
+import { systemResolveHost } from './resolve-host.js';
+import { ScrapeExecutor } from './native/scrape-executor.js';
 
 const DEFAULT_RERESOLVE_INTERVAL_MS = 30_000;
 /** A tunnel whose address left DNS: scrapes in flight on it get this long to finish. */

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import type { ClientTls } from '../tunnel/tls-connect.js';
+import type { ClientTls } from '../wire/tls-connect.js';
 
 /** One proxy the client keeps a tunnel to, with its own token and TLS trust. */
 export interface ProxyEndpoint {

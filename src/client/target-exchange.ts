@@ -9,7 +9,7 @@ import type {
   LocalFetch,
   LocalFetchHandlers,
   TargetResponse,
-} from './local-fetch.js';
+} from './local-scrape.js';
 
 /**
  * One fetch from request to the end of its body, as undici's dispatch handler. One object

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ProxyEndpoint } from '../client/proxy-endpoint.js';
 import { ConfigError } from '../errors.js';
-import { normalizeFingerprint, type ClientTls } from '../tunnel/tls-connect.js';
+import { normalizeFingerprint, type ClientTls } from '../wire/tls-connect.js';
 import { redactUrl } from '../util/redact-url.js';
 import type { ClientFile } from './schema.js';
 import { readSecretFile } from './secret-file.js';

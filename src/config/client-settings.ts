@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
 import type { AllowedTarget } from '../client/allowlist.js';
-import type { ClientOptions } from '../client/natprox-client.js';
+import type { ClientOptions } from '../client/client-options.js';
 import { ConfigError } from '../errors.js';
-import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
-import { validateLabelName, validateLabelValue, validateName } from '../tunnel/protocol.js';
+import { DEFAULT_HEARTBEAT } from '../wire/heartbeat.js';
+import { validateLabelName, validateLabelValue, validateName } from '../wire/protocol.js';
 import type { HostPort } from '../util/host-port.js';
 import {
   DEFAULT_LOCAL_HOST,

@@ -6,12 +6,12 @@ import { ConfigError } from '../errors.js';
 import {
   DEFAULT_SCRAPE_TIMEOUT_MS,
   MAX_SCRAPE_TIMEOUT_MS,
-  type ProxyLimits,
   type ProxyOptions,
   type ProxyTls,
 } from '../proxy/proxy-server.js';
-import { DEFAULT_HEARTBEAT } from '../tunnel/heartbeat.js';
-import { normalizeFingerprint } from '../tunnel/tls-connect.js';
+import type { ProxyLimits } from '../proxy/proxy-limits.js';
+import { DEFAULT_HEARTBEAT } from '../wire/heartbeat.js';
+import { normalizeFingerprint } from '../wire/tls-connect.js';
 import { parseDurationMs } from '../util/duration.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../util/host-port.js';
 import { loadYamlFile } from './load-file.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { validateLabelName, validateLabelValue, validateName } from '../tunnel/protocol.js';
-import { normalizeFingerprint } from '../tunnel/tls-connect.js';
+import { validateLabelName, validateLabelValue, validateName } from '../wire/protocol.js';
+import { normalizeFingerprint } from '../wire/tls-connect.js';
 import { parseByteSize } from '../util/byte-size.js';
 import { parseDurationMs } from '../util/duration.js';
 import { parseHostPort } from '../util/host-port.js';

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { writeRawResponse } from './tunnel-endpoint.js';
+import { writeRawResponse } from './raw-response.js';
 
 /** Request line plus headers; larger requests get 431. */
 export const MAX_HEADER_BYTES = 32 * 1024;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import type { Registration } from '../tunnel/protocol.js';
+import type { Registration } from '../wire/protocol.js';
 import type { CancelSignal } from './cancellation.js';
 
 export type Transport = 'native' | 'pushprox';

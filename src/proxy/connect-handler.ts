@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorMessage } from '../errors.js';
-import { clientAnswerReason, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import { clientAnswerReason, ERROR_CODE_HEADER } from '../wire/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
 import { ignore } from '../util/ignore.js';
 import { redactUrl } from '../util/redact-url.js';
@@ -10,7 +10,7 @@ import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
 import type { ScrapePolicy } from './scrape-handler.js';
 import type { SessionRegistry } from './session-registry.js';
 import { busyReason, type StreamCounter } from './stream-counter.js';
-import { writeRawResponse } from './tunnel-endpoint.js';
+import { writeRawResponse } from './raw-response.js';
 
 export interface ConnectHandlerOptions {
   registry: SessionRegistry;

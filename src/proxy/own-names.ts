@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { validateName } from '../tunnel/protocol.js';
+import { validateName } from '../wire/protocol.js';
 import { isOperatorHost } from './request-host.js';
 
 /** At most this many names are learned from operators' requests (bounds the set). */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ProxyEvents } from './proxy-events.js';
-import { remoteOf } from './tunnel-endpoint.js';
+import { remoteOf } from './raw-response.js';
 
 /**
  * Bounds the requests one connection may have unanswered. Node's HTTP server parses every

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import { ERROR_CODE_HEADER } from '../wire/protocol.js';
 
 /** Ends a response with a short text body; `code` marks it as natprox's own answer. */
 export function sendText(

@@ -6,16 +6,19 @@ import type { Registry } from 'prom-client';
 import { isAuthorized, parseAuthorization, type Credential } from '../auth/credentials.js';
 import { grantKey, nameMatches, type ClientGrant } from '../auth/client-grants.js';
 import { ConfigError } from '../errors.js';
-import { createProxyMetrics } from '../observability/proxy-metrics.js';
-import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../tunnel/heartbeat.js';
-import { TUNNEL_PATH } from '../tunnel/protocol.js';
+import { createProxyMetrics } from './metrics/proxy-metrics.js';
+import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../wire/heartbeat.js';
+import { TUNNEL_PATH } from '../wire/protocol.js';
+import { CLIENT_CLOSE_WAIT_MS } from './native/proxy-tunnel-session.js';
 import {
-  CLIENT_CLOSE_WAIT_MS,
-  DEFAULT_CONTROL_BYTES_PER_SECOND,
-} from '../tunnel/proxy-tunnel-session.js';
+  DEFAULT_PROXY_LIMITS,
+  DEFAULT_PROXY_TIMEOUTS,
+  type ProxyLimits,
+  type ProxyTimeouts,
+} from './proxy-limits.js';
 import { formatHostPort, type HostPort } from '../util/host-port.js';
-import { PollEndpoint, POLL_PATH, PUSH_PATH } from '../pushprox/poll-endpoint.js';
-import type { LongPollTimings } from '../pushprox/long-poll-session.js';
+import { PollEndpoint, POLL_PATH, PUSH_PATH } from './pushprox/poll-endpoint.js';
+import type { LongPollTimings } from './pushprox/long-poll-session.js';
 import { AddressBlocks } from './address-blocks.js';
 import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
 import { ConnectHandler } from './connect-handler.js';
@@ -31,64 +34,8 @@ import { ClientActivity } from './status/client-activity.js';
 import { serveStatusPage } from './status/serve-status-page.js';
 import { statusReport } from './status/status-report.js';
 import { StreamCounter } from './stream-counter.js';
-import { sendUpgradeRequired, TunnelEndpoint, writeRawResponse } from './tunnel-endpoint.js';
-
-export interface ProxyLimits {
-  maxClients: number;
-  maxStreamsPerClient: number;
-  maxNamesPerClient: number;
-  maxResponseBytes: number;
-  /** Labels and ports one registration may carry (they multiply into /clients). */
-  maxLabelsPerClient: number;
-  maxPortsPerClient: number;
-  /** Defaults for clients: entries without max_names/max_tunnels (see entryLimits). */
-  maxNamesPerEntry: number;
-  maxTunnelsPerName: number;
-  /** Largest request body (remote_read queries, say) passed on to a client. */
-  maxRequestBytes: number;
-  /**
-   * Streams one scraper credential may have in flight to one client; undefined: 3/4 of
-   * maxStreamsPerClient (at least 1), so other scrapers always find room.
-   */
-  maxStreamsPerScraper?: number | undefined;
-  /** Unanswered requests one connection may have; past it the connection is closed. */
-  maxPipelinedRequests: number;
-  /** Bytes a tunnel may send per second beyond what its scrapes need (see ControlBudget). */
-  maxTunnelControlBytesPerSecond: number;
-  /** How long new connections from an address are refused after one was cut off (0: never). */
-  floodBlockMs: number;
-}
-
-export const DEFAULT_PROXY_LIMITS: ProxyLimits = {
-  maxClients: 10_000,
-  maxStreamsPerClient: 64,
-  maxNamesPerClient: 16,
-  maxResponseBytes: 512 * 1024 * 1024,
-  maxLabelsPerClient: 32,
-  maxPortsPerClient: 64,
-  maxNamesPerEntry: 100,
-  maxTunnelsPerName: 4,
-  maxRequestBytes: 16 * 1024 * 1024,
-  maxPipelinedRequests: 16,
-  maxTunnelControlBytesPerSecond: DEFAULT_CONTROL_BYTES_PER_SECOND,
-  floodBlockMs: 10_000,
-};
-
-/** Timeouts against slow or idle peers (slowloris); tests shorten them. */
-export interface ProxyTimeouts {
-  /** Request line and headers (scrapes, operator requests, tunnel upgrades) must arrive within this. */
-  headersMs: number;
-  /** A keep-alive connection with no request in flight is closed after this. */
-  idleMs: number;
-  /** The TLS handshake must finish within this. */
-  tlsHandshakeMs: number;
-}
-
-export const DEFAULT_PROXY_TIMEOUTS: ProxyTimeouts = {
-  headersMs: 30_000,
-  idleMs: 65_000,
-  tlsHandshakeMs: 10_000,
-};
+import { sendUpgradeRequired, TunnelEndpoint } from './native/tunnel-endpoint.js';
+import { writeRawResponse } from './raw-response.js';
 
 export interface ProxyTls {
   cert: string | Buffer;

@@ -4,11 +4,7 @@ import { ignore } from '../util/ignore.js';
 import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
-import {
-  clientAnswerReason,
-  ERROR_CODE_HEADER,
-  INTERNAL_HEADER_PREFIX,
-} from '../tunnel/protocol.js';
+import { clientAnswerReason, ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../wire/protocol.js';
 import { Cancellation, type CancelSignal } from './cancellation.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';

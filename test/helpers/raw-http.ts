@@ -14,7 +14,7 @@ import {
   TUNNEL_PATH,
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
-} from '../../src/tunnel/protocol.js';
+} from '../../src/wire/protocol.js';
 import { readBody } from './loopback.js';
 
 export interface RawResult {

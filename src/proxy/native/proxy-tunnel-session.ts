@@ -2,18 +2,18 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { randomUUID } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
-import { NatproxError } from '../errors.js';
-import { ignore } from '../util/ignore.js';
-import type { CancelSignal } from '../proxy/cancellation.js';
+import { NatproxError } from '../../errors.js';
+import { ignore } from '../../util/ignore.js';
+import type { CancelSignal } from '../cancellation.js';
 import type {
   ClientSession,
   ConnectRequest,
   ConnectResponse,
   ScrapeRequest,
   ScrapeResponse,
-} from '../proxy/client-session.js';
+} from '../client-session.js';
 import { ControlBudget, controlBudgets, DATA_FRAME_ALLOWANCE_BYTES } from './control-budget.js';
-import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
   BODY_COMPLETE_TRAILER,
@@ -23,7 +23,7 @@ import {
   MAX_SESSION_MEMORY_MIB,
   TUNNEL_SETTINGS,
   type Registration,
-} from './protocol.js';
+} from '../../wire/protocol.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_DEFAULT_WEIGHT } = http2.constants;
 

@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { STATUS_CODES } from 'node:http';
-import { parseAuthorization } from '../auth/credentials.js';
-import { presentedCertificate } from '../auth/client-certificate.js';
+import { parseAuthorization } from '../../auth/credentials.js';
+import { presentedCertificate } from '../../auth/client-certificate.js';
 import {
   acceptsCertificates,
   authenticateClient,
@@ -11,9 +10,9 @@ import {
   grantKey,
   type ClientAuth,
   type ClientGrant,
-} from '../auth/client-grants.js';
-import type { HeartbeatOptions } from '../tunnel/heartbeat.js';
-import { ProxyTunnelSession } from '../tunnel/proxy-tunnel-session.js';
+} from '../../auth/client-grants.js';
+import type { HeartbeatOptions } from '../../wire/heartbeat.js';
+import { ProxyTunnelSession } from './proxy-tunnel-session.js';
 import {
   CLIENT_AUTH_HEADER,
   decodeRegistration,
@@ -23,13 +22,14 @@ import {
   TUNNEL_PATH,
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
-} from '../tunnel/protocol.js';
-import { sendText } from './plain-response.js';
-import type { ProxyEvents } from './proxy-events.js';
-import { admitToEntry, type EntryAdmission } from './entry-limits.js';
-import { ownNameRefusal } from './own-names.js';
-import type { ProxyLimits } from './proxy-server.js';
-import type { SessionRegistry } from './session-registry.js';
+} from '../../wire/protocol.js';
+import { sendText } from '../plain-response.js';
+import { remoteOf, writeRawResponse } from '../raw-response.js';
+import type { ProxyEvents } from '../proxy-events.js';
+import { admitToEntry, type EntryAdmission } from '../entry-limits.js';
+import { ownNameRefusal } from '../own-names.js';
+import type { ProxyLimits } from '../proxy-limits.js';
+import type { SessionRegistry } from '../session-registry.js';
 
 /** What a new tunnel is checked against; a config reload replaces it. */
 export interface TunnelPolicy {
@@ -240,32 +240,6 @@ function tunnelRefusal(
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-export function remoteOf(req: IncomingMessage): string {
-  const { remoteAddress, remotePort } = req.socket;
-  if (!remoteAddress) return 'unknown';
-  return remoteAddress.includes(':')
-    ? `[${remoteAddress}]:${remotePort}`
-    : `${remoteAddress}:${remotePort}`;
-}
-
-/** Writes a complete HTTP/1.1 response on a socket the HTTP server has let go of. */
-export function writeRawResponse(
-  socket: Duplex,
-  status: number,
-  text: string,
-  headers: Record<string, string> = {},
-): void {
-  const body = `${text}\n`;
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
-    'content-type: text/plain; charset=utf-8',
-    `content-length: ${Buffer.byteLength(body)}`,
-    'connection: close',
-    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
-  ];
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
 
 /**

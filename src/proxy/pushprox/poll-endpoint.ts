@@ -1,23 +1,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClientGrant } from '../auth/client-grants.js';
-import { sendText } from '../proxy/plain-response.js';
-import type { ProxyEvents } from '../proxy/proxy-events.js';
-import type { SessionRegistry } from '../proxy/session-registry.js';
-import { admitToEntry, type EntryAdmission } from '../proxy/entry-limits.js';
-import { ownNameRefusal } from '../proxy/own-names.js';
-import type { ProxyLimits } from '../proxy/proxy-server.js';
-import { remoteOf } from '../proxy/tunnel-endpoint.js';
-import { validateName } from '../tunnel/protocol.js';
+import type { ClientGrant } from '../../auth/client-grants.js';
+import { sendText } from '../plain-response.js';
+import type { ProxyEvents } from '../proxy-events.js';
+import type { SessionRegistry } from '../session-registry.js';
+import { admitToEntry, type EntryAdmission } from '../entry-limits.js';
+import { ownNameRefusal } from '../own-names.js';
+import type { ProxyLimits } from '../proxy-limits.js';
+import { remoteOf } from '../raw-response.js';
+import { validateName } from '../../wire/protocol.js';
 import { authorizeLongPoll } from './long-poll-auth.js';
-import { presentedCertificate, type PresentedCertificate } from '../auth/client-certificate.js';
+import { presentedCertificate, type PresentedCertificate } from '../../auth/client-certificate.js';
 import {
   DEFAULT_LONG_POLL_TIMINGS,
   LongPollSession,
   type LongPollTimings,
 } from './long-poll-session.js';
 import { PendingScrapes } from './pending-scrapes.js';
-import { readPushedResponse, type PushedResponse } from './response-reader.js';
-import { ID_HEADER, MAX_HEAD_BYTES, MAX_POLL_BODY_BYTES } from './wire-format.js';
+import { readPushedResponse, type PushedResponse } from '../../wire/pushprox/response-reader.js';
+import { ID_HEADER, MAX_HEAD_BYTES, MAX_POLL_BODY_BYTES } from '../../wire/pushprox/wire-format.js';
 
 /** What a poll is checked against; a config reload replaces it. */
 export interface LongPollPolicy {

@@ -1,19 +1,19 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import { NatproxError } from '../errors.js';
-import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../proxy/client-session.js';
-import type { CancelSignal } from '../proxy/cancellation.js';
-import type { Registration } from '../tunnel/protocol.js';
+import { NatproxError } from '../../errors.js';
+import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../client-session.js';
+import type { CancelSignal } from '../cancellation.js';
+import type { Registration } from '../../wire/protocol.js';
 import { isClientMadeError, translateClientError } from './client-error.js';
 import type { PendingScrape, PendingScrapes } from './pending-scrapes.js';
-import { writeProxyRequest } from './request-writer.js';
-import type { PushedResponse } from './response-reader.js';
+import { writeProxyRequest } from '../../wire/pushprox/request-writer.js';
+import type { PushedResponse } from '../../wire/pushprox/response-reader.js';
 import {
   ID_HEADER,
   REMAINING_TIMEOUT_HEADER,
   SCRAPE_TIMEOUT_SECONDS_HEADER,
-} from './wire-format.js';
+} from '../../wire/pushprox/wire-format.js';
 
 export interface LongPollTimings {
   /**

@@ -1,4 +1,4 @@
-import type { PresentedCertificate } from '../auth/client-certificate.js';
+import type { PresentedCertificate } from '../../auth/client-certificate.js';
 import {
   acceptsCertificates,
   authenticateClient,
@@ -6,8 +6,8 @@ import {
   credentialName,
   grantKey,
   type ClientGrant,
-} from '../auth/client-grants.js';
-import { parseAuthorization } from '../auth/credentials.js';
+} from '../../auth/client-grants.js';
+import { parseAuthorization } from '../../auth/credentials.js';
 
 export type LongPollAuth =
   | { ok: true; grantKey: string | undefined; grant: ClientGrant | undefined }

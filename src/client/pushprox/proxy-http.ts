@@ -1,8 +1,8 @@
 import http, { type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { connectTls, type ClientTls } from '../tunnel/tls-connect.js';
-import { VERSION } from '../version.js';
-import { urlHostPort } from '../util/host-port.js';
+import { connectTls, type ClientTls } from '../../wire/tls-connect.js';
+import { VERSION } from '../../version.js';
+import { urlHostPort } from '../../util/host-port.js';
 
 /** TCP keepalive on polls: a long-idle poll keeps home NAT mappings open and dead peers show. */
 const KEEPALIVE_DELAY_MS = 30_000;

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { statusHasNoBody } from '../util/headers.js';
-import { ignore } from '../util/ignore.js';
+import { statusHasNoBody } from '../../util/headers.js';
+import { ignore } from '../../util/ignore.js';
 import { BodyDecoder, type BodyFraming } from './body-decoder.js';
 import { headEnd, headLines, parseHeaderBlock } from './wire-format.js';
 

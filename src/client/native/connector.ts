@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage } from '../errors.js';
-import type { DialOptions, TunnelConnection } from '../tunnel/tunnel-dialer.js';
-import { Backoff, failureKind, type BackoffOptions, type FailureKind } from './backoff.js';
-import type { ClientEvents, ConnectionState } from './client-events.js';
-import type { TunnelName } from './proxy-endpoint.js';
+import { errorMessage } from '../../errors.js';
+import type { DialOptions, TunnelConnection } from './tunnel-dialer.js';
+import { Backoff, failureKind, type BackoffOptions, type FailureKind } from '../backoff.js';
+import type { ClientEvents, ConnectionState } from '../client-events.js';
+import type { TunnelName } from '../proxy-endpoint.js';
 
 export interface ConnectorOptions {
   dial: () => Promise<TunnelConnection>;

@@ -1,10 +1,10 @@
-import type { Allowlist } from '../client/allowlist.js';
-import { DEFAULT_BACKOFF } from '../client/backoff.js';
-import type { ClientEvents } from '../client/client-events.js';
-import { LocalTargets } from '../client/local-fetch.js';
-import type { ClientOptions } from '../client/natprox-client.js';
-import { proxyLabel, type ProxyEndpoint } from '../client/proxy-endpoint.js';
-import { ConfigError } from '../errors.js';
+import type { Allowlist } from '../allowlist.js';
+import { DEFAULT_BACKOFF } from '../backoff.js';
+import type { ClientEvents } from '../client-events.js';
+import { LocalTargets } from '../local-targets.js';
+import type { ClientOptions } from '../client-options.js';
+import { proxyLabel, type ProxyEndpoint } from '../proxy-endpoint.js';
+import { ConfigError } from '../../errors.js';
 import { ProxyHttp } from './proxy-http.js';
 import { PushExecutor } from './push-executor.js';
 import { PushProxClientTransport } from './pushprox-client-transport.js';

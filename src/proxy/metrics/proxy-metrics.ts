@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy/proxy-events.js';
-import type { SessionRegistry } from '../proxy/session-registry.js';
+import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy-events.js';
+import type { SessionRegistry } from '../session-registry.js';
 import { registerPerClientMetrics } from './per-client-metrics.js';
 
 /** Turns proxy events into prom-client metrics on a registry of its own. */

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import type { NatproxErrorCode } from '../errors.js';
-import { ERROR_CODE_HEADER } from '../tunnel/protocol.js';
-import type { PushedResponse } from './response-reader.js';
+import type { NatproxErrorCode } from '../../errors.js';
+import { ERROR_CODE_HEADER } from '../../wire/protocol.js';
+import type { PushedResponse } from '../../wire/pushprox/response-reader.js';
 
 /** The Go client's error text is one line; keep this much of it. */
 const MAX_ERROR_TEXT_BYTES = 4096;

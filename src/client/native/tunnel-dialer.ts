@@ -3,10 +3,10 @@ import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:htt
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { NatproxError } from '../errors.js';
-import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
-import { releaseOnPeerReset } from './peer-reset.js';
-import { connectTls, type ClientTls } from './tls-connect.js';
+import { NatproxError } from '../../errors.js';
+import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
+import { releaseOnPeerReset } from '../../wire/peer-reset.js';
+import { connectTls, type ClientTls } from '../../wire/tls-connect.js';
 import {
   CONNECTION_WINDOW_BYTES,
   encodeRegistration,
@@ -16,8 +16,8 @@ import {
   TUNNEL_SETTINGS,
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
-} from './protocol.js';
-import { urlHostPort } from '../util/host-port.js';
+} from '../../wire/protocol.js';
+import { urlHostPort } from '../../util/host-port.js';
 
 export interface DialOptions {
   proxyUrl: URL;

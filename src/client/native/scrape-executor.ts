@@ -4,19 +4,20 @@ import http2, {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { PassThrough } from 'node:stream';
-import { contentLength, endToEndHeaders } from '../util/headers.js';
-import { ignore } from '../util/ignore.js';
+import { contentLength, endToEndHeaders } from '../../util/headers.js';
+import { ignore } from '../../util/ignore.js';
 import {
   BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
   INTERNAL_HEADER_PREFIX,
   LENGTH_COMPLETES_HEADER,
-} from '../tunnel/protocol.js';
-import type { Allowlist } from './allowlist.js';
-import type { ClientEvents, ServeOutcome } from './client-events.js';
-import { LocalTargets, type LocalFetch, type TargetResponse } from './local-fetch.js';
+} from '../../wire/protocol.js';
+import type { Allowlist } from '../allowlist.js';
+import type { ClientEvents, ServeOutcome } from '../client-events.js';
+import { LocalTargets } from '../local-targets.js';
+import type { LocalFetch, TargetResponse } from '../local-scrape.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
-import { servedReporter } from './served-reporter.js';
+import { servedReporter } from '../served-reporter.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */

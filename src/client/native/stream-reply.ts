@@ -1,6 +1,6 @@
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import type { NatproxErrorCode } from '../errors.js';
-import { CLIENT_ANSWER_PREFIX, ERROR_CODE_HEADER } from '../tunnel/protocol.js';
+import type { NatproxErrorCode } from '../../errors.js';
+import { CLIENT_ANSWER_PREFIX, ERROR_CODE_HEADER } from '../../wire/protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 

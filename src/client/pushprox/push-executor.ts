@@ -1,18 +1,19 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { ClientEvents, ServeOutcome } from '../client/client-events.js';
-import type { LocalFetch, LocalTargets, TargetResponse } from '../client/local-fetch.js';
-import type { NatproxErrorCode } from '../errors.js';
+import type { ClientEvents, ServeOutcome } from '../client-events.js';
+import type { LocalTargets } from '../local-targets.js';
+import type { LocalFetch, TargetResponse } from '../local-scrape.js';
+import type { NatproxErrorCode } from '../../errors.js';
 import {
   CLIENT_ANSWER_PREFIX,
   ERROR_CODE_HEADER,
   INTERNAL_HEADER_PREFIX,
-} from '../tunnel/protocol.js';
-import { contentLength, endToEndHeaders } from '../util/headers.js';
+} from '../../wire/protocol.js';
+import { contentLength, endToEndHeaders } from '../../util/headers.js';
 import type { ProxyHttp } from './proxy-http.js';
-import type { PolledRequest } from './request-reader.js';
-import { ChunkEncoder, writeResponseHead } from './response-writer.js';
-import { ID_HEADER } from './wire-format.js';
-import { servedReporter } from '../client/served-reporter.js';
+import type { PolledRequest } from '../../wire/pushprox/request-reader.js';
+import { ChunkEncoder, writeResponseHead } from '../../wire/pushprox/response-writer.js';
+import { ID_HEADER } from '../../wire/pushprox/wire-format.js';
+import { servedReporter } from '../served-reporter.js';
 
 /** Used when the proxy sent no timeout header: generous but finite. */
 const FALLBACK_DEADLINE_MS = 60_000;

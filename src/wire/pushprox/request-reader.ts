@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { contentLength } from '../util/headers.js';
-import { ignore } from '../util/ignore.js';
+import { contentLength } from '../../util/headers.js';
+import { ignore } from '../../util/ignore.js';
 import { BodyDecoder } from './body-decoder.js';
 import {
   MAX_POLLED_BODY_BYTES,

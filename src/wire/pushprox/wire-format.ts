@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { addHeaderLine } from '../util/headers.js';
+import { addHeaderLine } from '../../util/headers.js';
 
 /**
  * PushProx's wire format: the scrape request travels as the body of a /poll answer, written

@@ -1,12 +1,12 @@
 import net from 'node:net';
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { formatHostPort } from '../util/host-port.js';
-import { ignore } from '../util/ignore.js';
-import { DEADLINE_HEADER } from '../tunnel/protocol.js';
-import type { Allowlist } from './allowlist.js';
-import type { ClientEvents } from './client-events.js';
+import { formatHostPort } from '../../util/host-port.js';
+import { ignore } from '../../util/ignore.js';
+import { DEADLINE_HEADER } from '../../wire/protocol.js';
+import type { Allowlist } from '../allowlist.js';
+import type { ClientEvents } from '../client-events.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
-import { servedReporter } from './served-reporter.js';
+import { servedReporter } from '../served-reporter.js';
 
 const { NGHTTP2_REFUSED_STREAM } = constants;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;

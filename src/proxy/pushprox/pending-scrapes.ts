@@ -1,4 +1,4 @@
-import type { PushedResponse } from './response-reader.js';
+import type { PushedResponse } from '../../wire/pushprox/response-reader.js';
 
 /** A scrape handed to a PushProx client and waiting for its push. */
 export interface PendingScrape {

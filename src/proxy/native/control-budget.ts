@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { STREAM_WINDOW_BYTES } from './protocol.js';
+import { STREAM_WINDOW_BYTES } from '../../wire/protocol.js';
 
 /** How often every tunnel's budget is checked: a flood is cut within about this long. */
 export const CONTROL_CHECK_MS = 100;

@@ -1,11 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy/proxy-events.js';
+import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy-events.js';
 import {
   DEFAULT_DEPARTED_RETENTION,
   DepartedNames,
   type DepartedRetention,
-} from '../proxy/departed-names.js';
-import type { SessionRegistry } from '../proxy/session-registry.js';
+} from '../departed-names.js';
+import type { SessionRegistry } from '../session-registry.js';
 
 /**
  * Per-client series on the proxy, labelled by the registered name, for dashboards that

@@ -1,14 +1,14 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff, failureKind, type BackoffOptions } from '../client/backoff.js';
-import type { ClientEvents, ConnectionState } from '../client/client-events.js';
-import type { ClientTransport } from '../client/client-transport.js';
-import type { TunnelName } from '../client/proxy-endpoint.js';
-import { errorMessage, NatproxError } from '../errors.js';
+import { Backoff, failureKind, type BackoffOptions } from '../backoff.js';
+import type { ClientEvents, ConnectionState } from '../client-events.js';
+import type { ClientTransport } from '../client-transport.js';
+import type { TunnelName } from '../proxy-endpoint.js';
+import { errorMessage, NatproxError } from '../../errors.js';
 import type { PushExecutor } from './push-executor.js';
 import type { ProxyHttp } from './proxy-http.js';
-import { readPolledRequest, type PolledRequest } from './request-reader.js';
-import { MAX_HEAD_BYTES, MAX_POLLED_BODY_BYTES } from './wire-format.js';
+import { readPolledRequest, type PolledRequest } from '../../wire/pushprox/request-reader.js';
+import { MAX_HEAD_BYTES, MAX_POLLED_BODY_BYTES } from '../../wire/pushprox/wire-format.js';
 
 export interface PushProxTransportOptions {
   /** The FQDN polled with: the name scrapes address. */
