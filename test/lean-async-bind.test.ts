@@ -134,4 +134,3 @@ test('importing natprox as a library leaves Node’s bind alone (only the CLI in
   ]);
   assert.deepEqual(JSON.parse(stdout), { same: true, exported: [] });
 });
-
