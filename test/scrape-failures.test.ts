@@ -1,5 +1,5 @@
 /**
- * The failure table of DESIGN.md ("Life of a scrape"): every way a scrape can end gives the
+ * The failure table (docs/design.md, README "What a scrape can end with"): every way a scrape can end gives the
  * scraper the documented status, a body that says what went wrong, at the documented speed,
  * and is counted by outcome in the proxy's /metrics.
  */
@@ -74,7 +74,7 @@ function holdingTarget() {
 const basic = (user: string, password: string): string =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
-describe('scrape failures (DESIGN.md failure table)', () => {
+describe('scrape failures (the failure table)', () => {
   it('unknown name: 503 at once, the body names the name', async () => {
     const target = await startTarget((_req, res) => res.end('ok'), after);
     const { port, url } = await startProxy(after);
