@@ -1,13 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { ignore } from '../util/ignore.js';
-import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
+import { errorMessage, NatproxError } from '../errors.js';
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
+import {
+  failureFor,
+  isScrapeFailureCode,
+  proxyOutcomeOfCode,
+  type ScrapeFailureCode,
+} from '../wire/failures.js';
 import { clientAnswerReason, ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../wire/protocol.js';
 import { Cancellation, type CancelSignal } from './cancellation.js';
 import { scrapeDeadlineMs } from './deadline.js';
-import { sendText } from './plain-response.js';
+import { sendFailure } from './plain-response.js';
 import type { ProxyEvents, ScrapeFinished, ScrapeOutcome } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
 import { busyReason, type StreamCounter } from './stream-counter.js';
@@ -30,22 +36,6 @@ export interface ScrapeHandlerOptions {
   streams: StreamCounter;
 }
 
-/** Outcome of a response the client made itself, read from its error code header. */
-const OUTCOME_BY_CODE: Partial<Record<string, ScrapeOutcome>> = {
-  NATPROX_TARGET_FORBIDDEN: 'forbidden',
-  NATPROX_TARGET_FAILED: 'target_error',
-  NATPROX_SCRAPE_TIMEOUT: 'timeout',
-  NATPROX_BAD_REQUEST: 'bad_request',
-};
-
-const STATUS_BY_CODE: Partial<Record<NatproxErrorCode, number>> = {
-  NATPROX_SCRAPE_TIMEOUT: 504,
-  NATPROX_REQUEST_TOO_LARGE: 413,
-  NATPROX_CLIENT_LOST: 502,
-  // A PushProx client that stopped polling: as when no client is connected.
-  NATPROX_NO_CLIENT: 503,
-};
-
 /**
  * Serves one absolute-form forward-proxy request (`GET http://NAME:PORT/PATH`): picks the
  * session serving NAME, opens a stream with the scrape's deadline and streams the answer
@@ -61,9 +51,7 @@ export class ScrapeHandler {
     try {
       url = new URL(req.url ?? '');
     } catch {
-      sendText(res, 400, `natprox: cannot parse the request target "${req.url}"`, {
-        code: 'NATPROX_BAD_REQUEST',
-      });
+      sendFailure(res, 'NATPROX_BAD_REQUEST', `cannot parse the request target "${req.url}"`);
       return;
     }
     const name = url.hostname.toLowerCase();
@@ -91,10 +79,20 @@ export class ScrapeHandler {
       this.options.events.emit('scrapeFinished', info);
     };
 
+    const refuse = (
+      code: ScrapeFailureCode,
+      reason: string,
+      sessionId?: string,
+      headers?: Record<string, string>,
+    ): void => {
+      sendFailure(res, code, reason, headers);
+      const failure = failureFor(code);
+      finish(failure.proxy, failure.status, sessionId ? { reason, sessionId } : { reason });
+    };
+
     if (url.protocol !== 'http:') {
       const reason = `only http:// targets can be scraped through natprox, got ${url.protocol}//`;
-      sendText(res, 400, `natprox: ${reason}`, { code: 'NATPROX_BAD_REQUEST' });
-      finish('bad_request', 400, { reason });
+      refuse('NATPROX_BAD_REQUEST', reason);
       return;
     }
     // Any method goes on: the client's allowlist decides (GET and HEAD unless it grants
@@ -105,29 +103,20 @@ export class ScrapeHandler {
     const declaredBody = contentLength(req.headers['content-length']) ?? 0;
     if (hasBody && declaredBody > policy.maxRequestBytes) {
       const reason = `request body of ${declaredBody} bytes is over the limit of ${policy.maxRequestBytes} (max_request_bytes)`;
-      sendText(res, 413, `natprox: ${reason}`, {
-        code: 'NATPROX_REQUEST_TOO_LARGE',
-        headers: { connection: 'close' },
-      });
-      finish('too_large', 413, { reason });
+      refuse('NATPROX_REQUEST_TOO_LARGE', reason, undefined, CLOSE_CONNECTION);
       return;
     }
     if (bodiless && hasBody) {
       // A GET or HEAD has no body to send on (HTTP/2 would reset a stream that named one).
       const reason = `a ${req.method} request carries no body, but this one has one (Content-Length or Transfer-Encoding); send the request without a body`;
-      sendText(res, 400, `natprox: ${reason}`, {
-        code: 'NATPROX_BAD_REQUEST',
-        headers: { connection: 'close' },
-      });
-      finish('bad_request', 400, { reason });
+      refuse('NATPROX_BAD_REQUEST', reason, undefined, CLOSE_CONNECTION);
       return;
     }
 
     const session = this.options.registry.lookup(name);
     if (!session) {
       const reason = `no client is connected for name "${name}"`;
-      sendText(res, 503, `natprox: ${reason}`, { code: 'NATPROX_NO_CLIENT' });
-      finish('no_client', 503, { reason });
+      refuse('NATPROX_NO_CLIENT', reason);
       return;
     }
     const release = this.options.streams.acquire(
@@ -137,11 +126,7 @@ export class ScrapeHandler {
     );
     if (typeof release === 'string') {
       const reason = busyReason(name, policy, release);
-      sendText(res, 429, `natprox: ${reason}`, {
-        code: 'NATPROX_CLIENT_BUSY',
-        headers: { 'retry-after': '1' },
-      });
-      finish('busy', 429, { reason, sessionId: session.id });
+      refuse('NATPROX_CLIENT_BUSY', reason, session.id, RETRY_AFTER);
       return;
     }
 
@@ -193,7 +178,7 @@ export class ScrapeHandler {
       .then((response) => {
         cancelUpload = response.cancel;
         const code = response.headers[ERROR_CODE_HEADER];
-        const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
+        const outcome = proxyOutcomeOfCode(code) ?? 'ok';
         const limit = policy.maxResponseBytes;
         const length = contentLength(response.headers['content-length']);
         const noBody = method === 'HEAD' || statusHasNoBody(response.status);
@@ -202,8 +187,7 @@ export class ScrapeHandler {
           done();
           response.cancel();
           const reason = `response of ${name}:${port}${path} is ${declared} bytes, over the limit of ${limit} (max_response_bytes)`;
-          sendText(res, 413, `natprox: ${reason}`, { code: 'NATPROX_RESPONSE_TOO_LARGE' });
-          finish('too_large', 413, { sessionId: session.id, reason });
+          refuse('NATPROX_RESPONSE_TOO_LARGE', reason, session.id);
           return;
         }
         let bytes = 0;
@@ -273,24 +257,13 @@ export class ScrapeHandler {
           finish('cancelled', 0, { sessionId: session.id, reason: 'scraper closed the request' });
           return;
         }
-        const code = err instanceof NatproxError ? err.code : 'NATPROX_CLIENT_LOST';
-        const status = STATUS_BY_CODE[code] ?? 502;
-        const reason = errorMessage(err);
+        const code =
+          err instanceof NatproxError && isScrapeFailureCode(err.code)
+            ? err.code
+            : 'NATPROX_CLIENT_LOST';
         // The rest of a body over the limit is not read: the connection goes with the answer.
-        const tooLarge = code === 'NATPROX_REQUEST_TOO_LARGE';
-        sendText(res, status, `natprox: ${reason}`, {
-          code,
-          ...(tooLarge ? { headers: { connection: 'close' } } : {}),
-        });
-        const failed =
-          status === 504
-            ? 'timeout'
-            : status === 503
-              ? 'no_client'
-              : tooLarge
-                ? 'too_large'
-                : 'client_lost';
-        finish(failed, status, { sessionId: session.id, reason });
+        const headers = code === 'NATPROX_REQUEST_TOO_LARGE' ? CLOSE_CONNECTION : undefined;
+        refuse(code, errorMessage(err), session.id, headers);
       });
   }
 }
@@ -328,6 +301,9 @@ function carriesBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return length !== undefined && contentLength(length) !== 0;
 }
+
+const CLOSE_CONNECTION = { connection: 'close' };
+const RETRY_AFTER = { 'retry-after': '1' };
 
 /** Longest part of a client's error answer kept as the reason. */
 const MAX_EXPLANATION = 512;

@@ -17,7 +17,7 @@ import type { ClientEvents, ServeOutcome } from '../client-events.js';
 import { LocalTargets } from '../local-targets.js';
 import type { LocalFetch, TargetResponse } from '../local-scrape.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
-import { servedReporter } from '../served-reporter.js';
+import { reportRefusal, servedReporter } from '../served-reporter.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
@@ -126,10 +126,10 @@ export class ScrapeExecutor {
         body,
       },
       {
-        refused: (status, code, outcome, reason, allow) => {
+        refused: (code, reason, allow) => {
           stream.off('close', onStreamClosed);
-          report(outcome, status, reason);
-          refuseStream(stream, status, code, reason, allow);
+          reportRefusal(report, code, reason);
+          refuseStream(stream, code, reason, allow);
           // A body nobody will read is let go; the proxy resets the stream once it has the answer.
           if (body) {
             stream.unpipe(body);
