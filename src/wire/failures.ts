@@ -170,15 +170,27 @@ export function clientOutcomeOf(code: ClientRefusalCode): ServeOutcome {
   return FAILURES[code].client;
 }
 
-/** The failure table as Markdown, for docs/design.md. */
+/**
+ * The failure table as Markdown, for docs/design.md: its columns padded as prettier pads
+ * them, so that formatting the docs leaves it as generated.
+ */
 export function failureTableMarkdown(): string {
-  const rows = Object.entries(FAILURES).map(
-    ([code, failure]: [string, Failure]) =>
-      `| \`${code}\` | ${failure.status} | \`${failure.proxy}\` | ${failure.client === undefined ? '—' : `\`${failure.client}\``} | ${failure.meaning} |`,
+  const code = (text: string): string => `\`${text}\``;
+  const rows = [
+    ['Code (`x-natprox-error`)', 'Status', 'Proxy outcome', 'Client outcome', 'Meaning'],
+    ...Object.entries(FAILURES).map(([name, failure]: [string, Failure]) => [
+      code(name),
+      String(failure.status),
+      code(failure.proxy),
+      failure.client === undefined ? '—' : code(failure.client),
+      failure.meaning,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]): string =>
+    `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
+  const [head, ...body] = rows;
+  return [line(head!), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)].join(
+    '\n',
   );
-  return [
-    '| Code (`x-natprox-error`) | Status | Proxy outcome | Client outcome | Meaning |',
-    '| --- | --- | --- | --- | --- |',
-    ...rows,
-  ].join('\n');
 }
