@@ -4,6 +4,7 @@ import { ignore } from '../util/ignore.js';
 import { errorMessage, NatproxError } from '../errors.js';
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
+import { bodyIsWhole, wholeBeforeFailure } from '../wire/body-completion.js';
 import {
   failureFor,
   isScrapeFailureCode,
@@ -205,8 +206,7 @@ export class ScrapeHandler {
             // A body that reached its declared length is whole however its stream ended, and
             // answers that have no body (HTTP/2 ends them with their head, trailer or not).
             abortSource: response.cancel,
-            endedCleanly: () =>
-              noBody || response.complete() || (length !== undefined && bytes === length),
+            endedCleanly: () => bodyIsWhole(noBody, response.complete(), length, bytes),
             inspect: (chunk) => {
               bytes += chunk.length;
               if (ownAnswer && explanation.length < MAX_EXPLANATION)
@@ -232,7 +232,7 @@ export class ScrapeHandler {
               });
               return;
             }
-            if (declared > 0 && bytes === declared) {
+            if (wholeBeforeFailure(length, bytes)) {
               // The scraper had the whole declared body and closed before the end-of-body
               // trailer arrived: a complete scrape, not a cancelled one.
               finish(outcome, response.status, { bytes, sessionId: session.id });
