@@ -23,8 +23,14 @@ export function failureSection(doc: string): string {
 
 /** The section as it is generated from the code. */
 export function generatedFailureSection(): string {
-  return `\n\n${failureTableMarkdown()}\n\n`;
+  return `\n\n${NOTE}\n\n${failureTableMarkdown()}\n\n`;
 }
+
+const NOTE = `Every way a scrape (or a CONNECT) fails, from \`src/wire/failures.ts\`: both sides answer
+each refusal with the status of its code and count it with the outcomes shown. The outcomes
+that are no failure are \`ok\` and \`cancelled\` (the scraper went away; status 0), and on
+the client \`push_failed\` (PushProx: the answer could not be pushed). Refusals of tunnels,
+polls and operator requests are not scrapes and are not in this table.`;
 
 /** `doc` with the generated table between the markers. */
 export function withFailureTable(doc: string): string {

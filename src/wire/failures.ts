@@ -161,14 +161,10 @@ export function proxyOutcomeOfCode(code: unknown): ScrapeOutcome | undefined {
   return isScrapeFailureCode(code) ? FAILURES[code].proxy : undefined;
 }
 
-/** The client outcome of a refusal the client makes (a row whose client outcome is set). */
+/** A refusal the client makes: a row of FAILURES with a client outcome. */
 export type ClientRefusalCode = {
   [C in ScrapeFailureCode]: (typeof FAILURES)[C]['client'] extends undefined ? never : C;
 }[ScrapeFailureCode];
-
-export function clientOutcomeOf(code: ClientRefusalCode): ServeOutcome {
-  return FAILURES[code].client;
-}
 
 /**
  * The failure table as Markdown, for docs/design.md: its columns padded as prettier pads
