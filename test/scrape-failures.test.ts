@@ -200,6 +200,34 @@ describe('scrape failures (the failure table)', () => {
     assert.equal(reached, false, 'the client fetched a path that is not allowed');
   });
 
+  it('a refusal the client makes is counted alike by the proxy and the client (a bad _scheme: 400, bad_request)', async () => {
+    let reached = false;
+    const target = await startTarget((_req, res) => {
+      reached = true;
+      res.end('must not be reached');
+    }, after);
+    const { proxy, port, url } = await startProxy(after);
+    const client = await startClient(after, {
+      proxyUrl: new URL(url),
+      names: ['demo'],
+      allow: [{ host: '127.0.0.1', port: target.port }],
+    });
+    const atProxy: string[] = [];
+    const atClient: string[] = [];
+    proxy.events.on('scrapeFinished', (info) => atProxy.push(`${info.status} ${info.outcome}`));
+    client.events.on('scrapeServed', (info) => atClient.push(`${info.status} ${info.outcome}`));
+
+    const result = await scrapeThrough(port, `http://demo:${target.port}/metrics?_scheme=ftp`);
+
+    assert.equal(result.status, 400);
+    assert.equal(result.headers['x-natprox-error'], 'NATPROX_BAD_REQUEST');
+    assert.match(result.body, /_scheme must be http or https/);
+    assert.equal(reached, false, 'the target was reached');
+    await eventually(() => atProxy.length === 1 && atClient.length === 1, 2000, 'both to report');
+    assert.deepEqual(atProxy, ['400 bad_request']);
+    assert.deepEqual(atClient, atProxy, 'the client counts it as the proxy does');
+  });
+
   it('target refuses connections: 502, the body carries ECONNREFUSED', async () => {
     const dead = await deadPort();
     const { port, url } = await startProxy(after);

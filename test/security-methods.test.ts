@@ -208,7 +208,7 @@ function pollRequest(method: string, fqdn: string, port: number, path: string, i
 function assertMethodRefused(answer: Answer, allow: string, what: string): void {
   assert.equal(answer.status, 405, `${what}: ${answer.body}`);
   assert.equal(answer.headers.allow, allow, what);
-  assert.equal(answer.headers['x-natprox-error'], 'NATPROX_TARGET_FORBIDDEN', what);
+  assert.equal(answer.headers['x-natprox-error'], 'NATPROX_METHOD_NOT_ALLOWED', what);
   // A HEAD's answer has no body.
   if (!what.startsWith('HEAD')) {
     assert.match(answer.body, /^natprox client: method \S+ is not allowed/, what);

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { ServeOutcome } from '../wire/failures.js';
 import type { TunnelName } from './proxy-endpoint.js';
 
 /** The connector's state, readable by metrics, logs and status output. */
@@ -8,15 +9,8 @@ export type ConnectionState =
   | { state: 'reconnecting'; attempt: number; delayMs: number; lastError: string }
   | { state: 'closed' };
 
-export type ServeOutcome =
-  | 'ok'
-  | 'forbidden'
-  | 'target_error'
-  | 'timeout'
-  | 'cancelled'
-  | 'misdirected'
-  /** PushProx transport: the answer could not be pushed to the proxy. */
-  | 'push_failed';
+// The outcomes are listed with the failure table, which gives each refusal its outcome.
+export type { ServeOutcome } from '../wire/failures.js';
 
 export interface ScrapeServed {
   name: string;

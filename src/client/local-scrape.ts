@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
-import type { NatproxErrorCode } from '../errors.js';
 import type { RelayOptions } from '../util/relay-body.js';
-import type { ServeOutcome } from './client-events.js';
+import type { ClientRefusalCode } from '../wire/failures.js';
 
 /** One scrape to run against a local target, whatever transport brought it. */
 export interface LocalScrape {
@@ -29,16 +28,11 @@ export interface LocalScrape {
 /** How a fetch ended before a response; the transport answers in its own way. */
 export interface LocalFetchHandlers {
   /**
-   * Refused (name, allowlist) or failed (target down, deadline): natprox's own answer.
-   * `allow` is set for a 405 (a method the allowlist does not grant): the Allow header.
+   * Refused (name, allowlist) or failed (target down, deadline): natprox's own answer, with
+   * the status and outcome the failure table gives `code`. `allow` is set for
+   * NATPROX_METHOD_NOT_ALLOWED (405): the Allow header.
    */
-  refused(
-    status: number,
-    code: NatproxErrorCode,
-    outcome: ServeOutcome,
-    reason: string,
-    allow?: string,
-  ): void;
+  refused(code: ClientRefusalCode, reason: string, allow?: string): void;
   /** The requester went away before the target answered. */
   cancelled(): void;
   /**

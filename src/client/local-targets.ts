@@ -75,29 +75,20 @@ export class LocalTargets {
     const path = pathAndQuery.split('?')[0] ?? '/';
     if (invalid !== undefined) {
       handlers.refused(
-        400,
         'NATPROX_BAD_REQUEST',
-        'forbidden',
         `${SCHEME_PARAM} must be http or https, got "${invalid}"`,
       );
       return undefined;
     }
     if (!this.names.has(scrape.name)) {
-      handlers.refused(
-        421,
-        'NATPROX_BAD_REQUEST',
-        'misdirected',
-        `this client does not serve "${scrape.name}"`,
-      );
+      handlers.refused('NATPROX_MISDIRECTED', `this client does not serve "${scrape.name}"`);
       return undefined;
     }
     // Before anything reaches the target: a proxy may send any method (a compromised one,
     // or a PushProx proxy, which forwards whatever it is sent).
     if (scrape.body !== undefined && (scrape.method === 'GET' || scrape.method === 'HEAD')) {
       handlers.refused(
-        400,
         'NATPROX_BAD_REQUEST',
-        'forbidden',
         `a ${scrape.method} request carries no body, but this one has one`,
       );
       return undefined;
@@ -106,10 +97,9 @@ export class LocalTargets {
     if (!decision.allowed) {
       const methods = decision.allowedMethods;
       if (methods) {
-        const allow = methods.join(', ');
-        handlers.refused(405, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason, allow);
+        handlers.refused('NATPROX_METHOD_NOT_ALLOWED', decision.reason, methods.join(', '));
       } else {
-        handlers.refused(403, 'NATPROX_TARGET_FORBIDDEN', 'forbidden', decision.reason);
+        handlers.refused('NATPROX_TARGET_FORBIDDEN', decision.reason);
       }
       return undefined;
     }

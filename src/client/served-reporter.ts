@@ -1,3 +1,4 @@
+import { FAILURES, type ClientRefusalCode } from '../wire/failures.js';
 import type { ClientEvents, ScrapeServed, ServeOutcome } from './client-events.js';
 
 export type ReportServed = (outcome: ServeOutcome, status: number, reason?: string) => void;
@@ -31,4 +32,10 @@ export function servedReporter(
     events.emit('scrapeServed', info);
     afterReport?.();
   };
+}
+
+/** Reports a refusal the client made: the status and outcome the failure table gives `code`. */
+export function reportRefusal(report: ReportServed, code: ClientRefusalCode, reason: string): void {
+  const failure = FAILURES[code];
+  report(failure.client, failure.status, reason);
 }

@@ -116,17 +116,13 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
     }
     if (this.stopped === 'deadline') {
       this.handlers.refused(
-        504,
         'NATPROX_SCRAPE_TIMEOUT',
-        'timeout',
         `${this.where} did not answer within ${this.deadlineMs} ms`,
       );
       return;
     }
     this.handlers.refused(
-      502,
       'NATPROX_TARGET_FAILED',
-      'target_error',
       `fetching ${this.where} failed: ${errorCause(err)}`,
     );
   }

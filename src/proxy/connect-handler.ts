@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorMessage } from '../errors.js';
+import { failureFor, proxyOutcomeOfCode, type ScrapeFailureCode } from '../wire/failures.js';
 import { clientAnswerReason, ERROR_CODE_HEADER } from '../wire/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
 import { ignore } from '../util/ignore.js';
@@ -51,21 +52,21 @@ export class ConnectHandler {
         ...(reason ? { reason } : {}),
       });
     };
-    const refuse = (outcome: ScrapeOutcome, status: number, reason: string): void => {
+    const refuse = (code: ScrapeFailureCode, reason: string): void => {
+      const { status, proxy: outcome } = failureFor(code);
       writeRawResponse(socket, status, `natprox: ${reason}`);
       finish(outcome, status, reason);
     };
     socket.on('error', () => {});
 
     if (typeof authority === 'string' || port === 0) {
-      refuse('bad_request', 400, `CONNECT needs NAME:PORT, got "${redactUrl(req.url ?? '')}"`);
+      refuse('NATPROX_BAD_REQUEST', `CONNECT needs NAME:PORT, got "${redactUrl(req.url ?? '')}"`);
       return;
     }
     const session = this.options.registry.lookup(name);
     if (!session?.connect) {
       refuse(
-        'no_client',
-        503,
+        'NATPROX_NO_CLIENT',
         session
           ? `the client for "${name}" cannot carry CONNECT (PushProx transport); use _scheme=https`
           : `no client is connected for name "${name}"`,
@@ -79,7 +80,7 @@ export class ConnectHandler {
       req.headers['proxy-authorization'],
     );
     if (typeof release === 'string') {
-      refuse('busy', 429, busyReason(name, policy, release));
+      refuse('NATPROX_CLIENT_BUSY', busyReason(name, policy, release));
       return;
     }
     const abort = new AbortController();
@@ -99,9 +100,10 @@ export class ConnectHandler {
         if (response.status !== 200) {
           readReason(tunnel, (text) => {
             release();
-            const code = response.headers[ERROR_CODE_HEADER];
-            const outcome = code === 'NATPROX_TARGET_FORBIDDEN' ? 'forbidden' : 'target_error';
-            refuse(outcome, response.status, text);
+            // The client's own answer: its status goes on, counted as the table says.
+            const outcome = proxyOutcomeOfCode(response.headers[ERROR_CODE_HEADER]);
+            writeRawResponse(socket, response.status, `natprox: ${text}`);
+            finish(outcome ?? 'target_error', response.status, text);
           });
           return;
         }
@@ -139,7 +141,7 @@ export class ConnectHandler {
           return;
         }
         const timedOut = abort.signal.aborted;
-        refuse(timedOut ? 'timeout' : 'client_lost', timedOut ? 504 : 502, errorMessage(err));
+        refuse(timedOut ? 'NATPROX_SCRAPE_TIMEOUT' : 'NATPROX_CLIENT_LOST', errorMessage(err));
       },
     );
   }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { statusOf, type ScrapeFailureCode } from '../wire/failures.js';
 import { ERROR_CODE_HEADER } from '../wire/protocol.js';
 
 /** Ends a response with a short text body; `code` marks it as natprox's own answer. */
@@ -21,6 +22,19 @@ export function sendText(
     ...options.headers,
   });
   res.end(body);
+}
+
+/**
+ * Refuses a scrape: "natprox: " and `reason`, with the status the failure table gives `code`
+ * and the code in x-natprox-error.
+ */
+export function sendFailure(
+  res: ServerResponse,
+  code: ScrapeFailureCode,
+  reason: string,
+  headers?: Record<string, string>,
+): void {
+  sendText(res, statusOf(code), `natprox: ${reason}`, headers ? { code, headers } : { code });
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {

@@ -1,22 +1,9 @@
 import { EventEmitter } from 'node:events';
+import type { ScrapeOutcome } from '../wire/failures.js';
 import type { ClientSession } from './client-session.js';
 
-/** How a scrape through the proxy ended; the `outcome` label of natprox_scrapes_total. */
-export const SCRAPE_OUTCOMES = [
-  'ok',
-  'no_client',
-  'unauthorized',
-  'bad_request',
-  'busy',
-  'too_large',
-  'forbidden',
-  'target_error',
-  'timeout',
-  'client_lost',
-  'cancelled',
-] as const;
-
-export type ScrapeOutcome = (typeof SCRAPE_OUTCOMES)[number];
+// The outcomes are listed with the failure table, which gives each failure its outcome.
+export { SCRAPE_OUTCOMES, type ScrapeOutcome } from '../wire/failures.js';
 
 export interface ScrapeFinished {
   name: string;

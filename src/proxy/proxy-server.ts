@@ -7,6 +7,7 @@ import { isAuthorized, parseAuthorization, type Credential } from '../auth/crede
 import { grantKey, nameMatches, type ClientGrant } from '../auth/client-grants.js';
 import { ConfigError } from '../errors.js';
 import { createProxyMetrics } from './metrics/proxy-metrics.js';
+import { failureFor } from '../wire/failures.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatOptions } from '../wire/heartbeat.js';
 import { TUNNEL_PATH } from '../wire/protocol.js';
 import { CLIENT_CLOSE_WAIT_MS } from './native/proxy-tunnel-session.js';
@@ -22,7 +23,7 @@ import type { LongPollTimings } from './pushprox/long-poll-session.js';
 import { AddressBlocks } from './address-blocks.js';
 import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
 import { ConnectHandler } from './connect-handler.js';
-import { sendJson, sendText } from './plain-response.js';
+import { sendFailure, sendJson, sendText } from './plain-response.js';
 import { PipelineGuard } from './pipeline-guard.js';
 import { ProxyEvents } from './proxy-events.js';
 import { OwnNames } from './own-names.js';
@@ -443,21 +444,22 @@ export class NatproxProxy {
   /** Checks Proxy-Authorization; on failure answers 407 on `reply` and returns false. */
   private authorizeScraper(req: IncomingMessage, reply: ServerResponse | Duplex): boolean {
     if (this.authorized(this.options.scrapers, req.headers['proxy-authorization'])) return true;
-    const text = req.headers['proxy-authorization']
-      ? 'natprox: wrong scraper credentials (Proxy-Authorization)'
-      : 'natprox: proxy authentication required: send scraper credentials (proxy_url with user:password@, or Proxy-Authorization: Bearer)';
+    const reason = req.headers['proxy-authorization']
+      ? 'wrong scraper credentials (Proxy-Authorization)'
+      : 'proxy authentication required: send scraper credentials (proxy_url with user:password@, or Proxy-Authorization: Bearer)';
     const headers = { 'proxy-authenticate': 'Basic realm="natprox"' };
+    const { status, proxy: outcome } = failureFor('NATPROX_UNAUTHORIZED');
     if (reply instanceof http.ServerResponse) {
-      sendText(reply, 407, text, { code: 'NATPROX_UNAUTHORIZED', headers });
+      sendFailure(reply, 'NATPROX_UNAUTHORIZED', reason, headers);
     } else {
-      writeRawResponse(reply, 407, text, headers);
+      writeRawResponse(reply, status, `natprox: ${reason}`, headers);
     }
     this.events.emit('scrapeFinished', {
       name: hostOf(req.url ?? ''),
       port: 0,
       path: '',
-      outcome: 'unauthorized',
-      status: 407,
+      outcome,
+      status,
       durationMs: 0,
       bytes: 0,
       reason: 'missing or wrong scraper credentials',

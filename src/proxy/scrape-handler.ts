@@ -1,13 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { ignore } from '../util/ignore.js';
-import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js';
+import { errorMessage, NatproxError } from '../errors.js';
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
-import { relayBody } from '../util/relay-body.js';
+import { relayBody, type RelayOptions } from '../util/relay-body.js';
+import { bodyIsWhole, wholeBeforeFailure } from '../wire/body-completion.js';
+import {
+  failureFor,
+  isScrapeFailureCode,
+  proxyOutcomeOfCode,
+  type ScrapeFailureCode,
+} from '../wire/failures.js';
 import { clientAnswerReason, ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../wire/protocol.js';
 import { Cancellation, type CancelSignal } from './cancellation.js';
+import type { ClientSession, ScrapeResponse } from './client-session.js';
 import { scrapeDeadlineMs } from './deadline.js';
-import { sendText } from './plain-response.js';
+import { sendFailure } from './plain-response.js';
 import type { ProxyEvents, ScrapeFinished, ScrapeOutcome } from './proxy-events.js';
 import type { SessionRegistry } from './session-registry.js';
 import { busyReason, type StreamCounter } from './stream-counter.js';
@@ -30,268 +38,313 @@ export interface ScrapeHandlerOptions {
   streams: StreamCounter;
 }
 
-/** Outcome of a response the client made itself, read from its error code header. */
-const OUTCOME_BY_CODE: Partial<Record<string, ScrapeOutcome>> = {
-  NATPROX_TARGET_FORBIDDEN: 'forbidden',
-  NATPROX_TARGET_FAILED: 'target_error',
-  NATPROX_SCRAPE_TIMEOUT: 'timeout',
-  NATPROX_BAD_REQUEST: 'bad_request',
-};
-
-const STATUS_BY_CODE: Partial<Record<NatproxErrorCode, number>> = {
-  NATPROX_SCRAPE_TIMEOUT: 504,
-  NATPROX_REQUEST_TOO_LARGE: 413,
-  NATPROX_CLIENT_LOST: 502,
-  // A PushProx client that stopped polling: as when no client is connected.
-  NATPROX_NO_CLIENT: 503,
-};
-
 /**
- * Serves one absolute-form forward-proxy request (`GET http://NAME:PORT/PATH`): picks the
- * session serving NAME, opens a stream with the scrape's deadline and streams the answer
- * back with back-pressure. Every way it can end is reported once through `events`.
+ * Serves absolute-form forward-proxy requests (`GET http://NAME:PORT/PATH`): each is a
+ * ProxiedScrape.
  */
 export class ScrapeHandler {
   constructor(private readonly options: ScrapeHandlerOptions) {}
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    const startedAt = performance.now();
-    const policy = this.options.policy();
+    new ProxiedScrape(this.options, req, res).start();
+  }
+}
+
+/**
+ * One scrape, in the order it runs: `parse` the target, `route` it to the session serving
+ * NAME, `open` a stream with the scrape's deadline, `relay` the answer back with
+ * back-pressure (or `fail`), and `finish`: every way it can end is reported there, once,
+ * through `events`. Refusals are answered through the failure table (`refuse`).
+ *
+ * A class with fixed fields rather than closures: this is the proxy's hot path. For the
+ * same reason the scrape is its own relay's options (`endedCleanly`, `inspect`,
+ * `abortSource`), and the deadline timer gets it as an argument.
+ */
+class ProxiedScrape implements RelayOptions {
+  private readonly startedAt = performance.now();
+  private readonly policy: ScrapePolicy;
+  private readonly abort = new Cancellation();
+  private name = '';
+  private port = 0;
+  private path = '';
+  private method = 'GET';
+  private hasBody = false;
+  private deadlineMs = 0;
+  private deadline: NodeJS.Timeout | undefined = undefined;
+  private sessionId: string | undefined = undefined;
+  private release: (() => void) | undefined = undefined;
+  /** The request body as it streams to the client, when the request has one. */
+  private upload: Readable | undefined = undefined;
+  private response: ScrapeResponse | undefined = undefined;
+  /** Set when the scrape is over for the stream: deadline, slot and upload let go. */
+  private settled = false;
+  /** Set when the scrape is reported. */
+  private finished = false;
+  // The relay of the answer:
+  private outcome: ScrapeOutcome = 'ok';
+  private declaredLength: number | undefined = undefined;
+  private noBody = false;
+  private bytes = 0;
+  private tooLarge: NatproxError | undefined = undefined;
+  /**
+   * The client's own error answers (403, 502, 504…) explain themselves in the body; the
+   * start of it is kept as the reason for logs and the status page.
+   */
+  private ownAnswer = false;
+  private explanation = '';
+
+  constructor(
+    private readonly options: ScrapeHandlerOptions,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.policy = options.policy();
+  }
+
+  start(): void {
+    const url = this.parse();
+    if (url === undefined) return;
+    const session = this.route();
+    if (session === undefined) return;
+    this.open(session, url);
+  }
+
+  /** The target URL, or undefined when the request was refused. */
+  private parse(): URL | undefined {
+    const { req } = this;
     let url: URL;
     try {
       url = new URL(req.url ?? '');
     } catch {
-      sendText(res, 400, `natprox: cannot parse the request target "${req.url}"`, {
-        code: 'NATPROX_BAD_REQUEST',
-      });
-      return;
+      // Not reported: there is no name to report it under.
+      sendFailure(this.res, 'NATPROX_BAD_REQUEST', `cannot parse the request target "${req.url}"`);
+      return undefined;
     }
-    const name = url.hostname.toLowerCase();
-    const port = url.port === '' ? 80 : Number(url.port);
-    const path = url.pathname;
-    let finished = false;
-    const finish = (
-      outcome: ScrapeOutcome,
-      status: number,
-      extra: { bytes?: number; sessionId?: string; reason?: string } = {},
-    ): void => {
-      if (finished) return;
-      finished = true;
-      const info: ScrapeFinished = {
-        name,
-        port,
-        path,
-        outcome,
-        status,
-        durationMs: performance.now() - startedAt,
-        bytes: extra.bytes ?? 0,
-      };
-      if (extra.sessionId) info.sessionId = extra.sessionId;
-      if (extra.reason) info.reason = extra.reason;
-      this.options.events.emit('scrapeFinished', info);
-    };
-
+    this.name = url.hostname.toLowerCase();
+    this.port = url.port === '' ? 80 : Number(url.port);
+    this.path = url.pathname;
     if (url.protocol !== 'http:') {
       const reason = `only http:// targets can be scraped through natprox, got ${url.protocol}//`;
-      sendText(res, 400, `natprox: ${reason}`, { code: 'NATPROX_BAD_REQUEST' });
-      finish('bad_request', 400, { reason });
-      return;
+      this.refuse('NATPROX_BAD_REQUEST', reason);
+      return undefined;
     }
     // Any method goes on: the client's allowlist decides (GET and HEAD unless it grants
     // more), so a POST to a remote-read path the client allows works, and nothing else.
     const method = req.method ?? 'GET';
+    this.method = method;
     const bodiless = method === 'GET' || method === 'HEAD';
     const hasBody = carriesBody(req);
+    this.hasBody = hasBody;
     const declaredBody = contentLength(req.headers['content-length']) ?? 0;
-    if (hasBody && declaredBody > policy.maxRequestBytes) {
-      const reason = `request body of ${declaredBody} bytes is over the limit of ${policy.maxRequestBytes} (max_request_bytes)`;
-      sendText(res, 413, `natprox: ${reason}`, {
-        code: 'NATPROX_REQUEST_TOO_LARGE',
-        headers: { connection: 'close' },
-      });
-      finish('too_large', 413, { reason });
-      return;
+    const limit = this.policy.maxRequestBytes;
+    if (hasBody && declaredBody > limit) {
+      const reason = `request body of ${declaredBody} bytes is over the limit of ${limit} (max_request_bytes)`;
+      this.refuse('NATPROX_REQUEST_TOO_LARGE', reason, CLOSE_CONNECTION);
+      return undefined;
     }
     if (bodiless && hasBody) {
       // A GET or HEAD has no body to send on (HTTP/2 would reset a stream that named one).
       const reason = `a ${req.method} request carries no body, but this one has one (Content-Length or Transfer-Encoding); send the request without a body`;
-      sendText(res, 400, `natprox: ${reason}`, {
-        code: 'NATPROX_BAD_REQUEST',
-        headers: { connection: 'close' },
-      });
-      finish('bad_request', 400, { reason });
-      return;
+      this.refuse('NATPROX_BAD_REQUEST', reason, CLOSE_CONNECTION);
+      return undefined;
     }
+    return url;
+  }
 
+  /** The session serving the name, with a stream slot taken; undefined when refused. */
+  private route(): ClientSession | undefined {
+    const { name, policy } = this;
     const session = this.options.registry.lookup(name);
     if (!session) {
-      const reason = `no client is connected for name "${name}"`;
-      sendText(res, 503, `natprox: ${reason}`, { code: 'NATPROX_NO_CLIENT' });
-      finish('no_client', 503, { reason });
-      return;
+      this.refuse('NATPROX_NO_CLIENT', `no client is connected for name "${name}"`);
+      return undefined;
     }
+    this.sessionId = session.id;
     const release = this.options.streams.acquire(
       session,
       policy,
-      req.headers['proxy-authorization'],
+      this.req.headers['proxy-authorization'],
     );
     if (typeof release === 'string') {
-      const reason = busyReason(name, policy, release);
-      sendText(res, 429, `natprox: ${reason}`, {
-        code: 'NATPROX_CLIENT_BUSY',
-        headers: { 'retry-after': '1' },
-      });
-      finish('busy', 429, { reason, sessionId: session.id });
-      return;
+      this.refuse('NATPROX_CLIENT_BUSY', busyReason(name, policy, release), RETRY_AFTER);
+      return undefined;
     }
+    this.release = release;
+    return session;
+  }
 
+  /** Opens the stream: the deadline runs from here, and the scraper's leaving cancels it. */
+  private open(session: ClientSession, url: URL): void {
+    const { req, res, policy, abort } = this;
     const deadlineMs = scrapeDeadlineMs(
       req.headers['x-prometheus-scrape-timeout-seconds'],
       policy.defaultScrapeTimeoutMs,
       policy.maxScrapeTimeoutMs,
     );
-    const abort = new Cancellation();
-    const deadline = setTimeout(() => {
-      abort.abort(
-        new NatproxError(
-          'NATPROX_SCRAPE_TIMEOUT',
-          `scrape of ${name}:${port}${path} did not finish within ${Math.round(deadlineMs)} ms`,
-        ),
-      );
-    }, deadlineMs);
-    let settled = false;
+    this.deadlineMs = deadlineMs;
+    this.deadline = setTimeout(ProxiedScrape.deadlinePassed, deadlineMs, this);
     // Stays on `res` when the scrape is done (`settled` guards it): res serves this request only.
     res.on('close', () => {
-      if (!settled && !res.writableFinished) abort.abort(new Error('scraper closed the request'));
-    });
-
-    let cancelUpload: (() => void) | undefined;
-    const done = (): void => {
-      settled = true;
-      clearTimeout(deadline);
-      release();
-      // The answer is through before the whole request body went (a target or the client
-      // answered early): stop sending it, so the stream does not outlive the scrape, and
-      // read the rest away as Node does for a body nobody reads, so the connection can
-      // carry the next request.
-      if (body && !req.readableEnded) {
-        cancelUpload?.();
-        req.unpipe();
-        req.resume();
+      if (!this.settled && !res.writableFinished) {
+        abort.abort(new Error('scraper closed the request'));
       }
-    };
+    });
 
     const headers = endToEndHeaders(req.headers, [INTERNAL_HEADER_PREFIX]);
     // Node's server answered "100 Continue" itself; the expectation ends at this hop (and
     // the client's HTTP library refuses it). "Content-Length: 0" frames nothing.
     if (headers.expect !== undefined) delete headers.expect;
-    if (!hasBody && headers['content-length'] !== undefined) delete headers['content-length'];
+    if (!this.hasBody && headers['content-length'] !== undefined) delete headers['content-length'];
+    const body = this.hasBody ? limitedBody(req, policy.maxRequestBytes, abort) : undefined;
+    this.upload = body;
+    const { name, port, method } = this;
     const pathAndQuery = `${url.pathname}${url.search}`;
-    const body = hasBody ? limitedBody(req, policy.maxRequestBytes, abort) : undefined;
     session
       .scrape({ name, port, method, pathAndQuery, headers, deadlineMs, body }, abort)
-      .then((response) => {
-        cancelUpload = response.cancel;
-        const code = response.headers[ERROR_CODE_HEADER];
-        const outcome = (typeof code === 'string' && OUTCOME_BY_CODE[code]) || 'ok';
-        const limit = policy.maxResponseBytes;
-        const length = contentLength(response.headers['content-length']);
-        const noBody = method === 'HEAD' || statusHasNoBody(response.status);
-        const declared = length ?? 0;
-        if (declared > limit) {
-          done();
-          response.cancel();
-          const reason = `response of ${name}:${port}${path} is ${declared} bytes, over the limit of ${limit} (max_response_bytes)`;
-          sendText(res, 413, `natprox: ${reason}`, { code: 'NATPROX_RESPONSE_TOO_LARGE' });
-          finish('too_large', 413, { sessionId: session.id, reason });
-          return;
-        }
-        let bytes = 0;
-        let tooLarge: NatproxError | undefined;
-        // The client's own error answers (403, 502, 504…) explain themselves in the body;
-        // keep the start of it as the reason for logs and the status page.
-        const ownAnswer = typeof code === 'string';
-        let explanation = '';
-        // No flushHeaders(): the head goes out with the first body chunk, in one write.
-        res.writeHead(response.status, endToEndHeaders(response.headers));
-        relayBody(
-          response.body,
-          res,
-          {
-            // A body that reached its declared length is whole however its stream ended, and
-            // answers that have no body (HTTP/2 ends them with their head, trailer or not).
-            abortSource: response.cancel,
-            endedCleanly: () =>
-              noBody || response.complete() || (length !== undefined && bytes === length),
-            inspect: (chunk) => {
-              bytes += chunk.length;
-              if (ownAnswer && explanation.length < MAX_EXPLANATION)
-                explanation += chunk.toString();
-              if (bytes <= limit) return undefined;
-              tooLarge = new NatproxError(
-                'NATPROX_RESPONSE_TOO_LARGE',
-                `response passed the limit of ${limit} bytes (max_response_bytes)`,
-              );
-              return tooLarge;
-            },
-          },
-          (err) => {
-            done();
-            if (!err) {
-              const reason = ownAnswer
-                ? clientAnswerReason(explanation.slice(0, MAX_EXPLANATION))
-                : undefined;
-              finish(outcome, response.status, {
-                bytes,
-                sessionId: session.id,
-                ...(reason ? { reason } : {}),
-              });
-              return;
-            }
-            if (declared > 0 && bytes === declared) {
-              // The scraper had the whole declared body and closed before the end-of-body
-              // trailer arrived: a complete scrape, not a cancelled one.
-              finish(outcome, response.status, { bytes, sessionId: session.id });
-              return;
-            }
-            const cause = abort.aborted ? abort.reason : err;
-            const outcomeOnError =
-              abortOutcome(abort, res) ??
-              (tooLarge && err === tooLarge ? 'too_large' : 'client_lost');
-            finish(outcomeOnError, response.status, {
-              bytes,
-              sessionId: session.id,
-              reason: `body cut off: ${errorMessage(cause)}`,
-            });
-          },
-        );
-      })
-      .catch((err: unknown) => {
-        done();
-        const outcome = abortOutcome(abort, res);
-        if (outcome === 'cancelled') {
-          finish('cancelled', 0, { sessionId: session.id, reason: 'scraper closed the request' });
-          return;
-        }
-        const code = err instanceof NatproxError ? err.code : 'NATPROX_CLIENT_LOST';
-        const status = STATUS_BY_CODE[code] ?? 502;
-        const reason = errorMessage(err);
-        // The rest of a body over the limit is not read: the connection goes with the answer.
-        const tooLarge = code === 'NATPROX_REQUEST_TOO_LARGE';
-        sendText(res, status, `natprox: ${reason}`, {
-          code,
-          ...(tooLarge ? { headers: { connection: 'close' } } : {}),
-        });
-        const failed =
-          status === 504
-            ? 'timeout'
-            : status === 503
-              ? 'no_client'
-              : tooLarge
-                ? 'too_large'
-                : 'client_lost';
-        finish(failed, status, { sessionId: session.id, reason });
-      });
+      .then((response) => this.relay(response))
+      .catch((err: unknown) => this.fail(err));
+  }
+
+  private static deadlinePassed(scrape: ProxiedScrape): void {
+    const { name, port, path, deadlineMs } = scrape;
+    scrape.abort.abort(
+      new NatproxError(
+        'NATPROX_SCRAPE_TIMEOUT',
+        `scrape of ${name}:${port}${path} did not finish within ${Math.round(deadlineMs)} ms`,
+      ),
+    );
+  }
+
+  /** Streams the client's answer to the scraper (or refuses one over max_response_bytes). */
+  private relay(response: ScrapeResponse): void {
+    this.response = response;
+    const code = response.headers[ERROR_CODE_HEADER];
+    this.outcome = proxyOutcomeOfCode(code) ?? 'ok';
+    this.ownAnswer = typeof code === 'string';
+    const length = contentLength(response.headers['content-length']);
+    this.declaredLength = length;
+    this.noBody = this.method === 'HEAD' || statusHasNoBody(response.status);
+    const limit = this.policy.maxResponseBytes;
+    if (length !== undefined && length > limit) {
+      this.settle();
+      response.cancel();
+      const { name, port, path } = this;
+      const reason = `response of ${name}:${port}${path} is ${length} bytes, over the limit of ${limit} (max_response_bytes)`;
+      this.refuse('NATPROX_RESPONSE_TOO_LARGE', reason);
+      return;
+    }
+    // No flushHeaders(): the head goes out with the first body chunk, in one write.
+    this.res.writeHead(response.status, endToEndHeaders(response.headers));
+    relayBody(response.body, this.res, this, (err) => this.relayed(err));
+  }
+
+  // RelayOptions, for relayBody:
+
+  /** A body is whole or cut off as body-completion says. */
+  endedCleanly(): boolean {
+    const response = this.response as ScrapeResponse;
+    return bodyIsWhole(this.noBody, response.complete(), this.declaredLength, this.bytes);
+  }
+
+  inspect(chunk: Buffer): Error | undefined {
+    this.bytes += chunk.length;
+    if (this.ownAnswer && this.explanation.length < MAX_EXPLANATION) {
+      this.explanation += chunk.toString();
+    }
+    const limit = this.policy.maxResponseBytes;
+    if (this.bytes <= limit) return undefined;
+    this.tooLarge = new NatproxError(
+      'NATPROX_RESPONSE_TOO_LARGE',
+      `response passed the limit of ${limit} bytes (max_response_bytes)`,
+    );
+    return this.tooLarge;
+  }
+
+  abortSource(): void {
+    this.response?.cancel();
+  }
+
+  /** The relay is over: the body went whole, or `err` broke it. */
+  private relayed(err: Error | undefined): void {
+    this.settle();
+    const status = (this.response as ScrapeResponse).status;
+    if (!err) {
+      const reason = this.ownAnswer
+        ? clientAnswerReason(this.explanation.slice(0, MAX_EXPLANATION))
+        : undefined;
+      this.finish(this.outcome, status, reason);
+      return;
+    }
+    if (wholeBeforeFailure(this.declaredLength, this.bytes)) {
+      // The scraper had the whole declared body and closed before the end-of-body
+      // trailer arrived: a complete scrape, not a cancelled one.
+      this.finish(this.outcome, status);
+      return;
+    }
+    const { abort } = this;
+    const cause = abort.aborted ? abort.reason : err;
+    const outcome =
+      abortOutcome(abort, this.res) ??
+      (this.tooLarge && err === this.tooLarge ? 'too_large' : 'client_lost');
+    this.finish(outcome, status, `body cut off: ${errorMessage(cause)}`);
+  }
+
+  /** No answer came: the scraper left, the deadline passed or the client was lost. */
+  private fail(err: unknown): void {
+    this.settle();
+    if (abortOutcome(this.abort, this.res) === 'cancelled') {
+      this.finish('cancelled', 0, 'scraper closed the request');
+      return;
+    }
+    const code =
+      err instanceof NatproxError && isScrapeFailureCode(err.code)
+        ? err.code
+        : 'NATPROX_CLIENT_LOST';
+    // The rest of a body over the limit is not read: the connection goes with the answer.
+    const headers = code === 'NATPROX_REQUEST_TOO_LARGE' ? CLOSE_CONNECTION : undefined;
+    this.refuse(code, errorMessage(err), headers);
+  }
+
+  /** The stream is done with: the deadline, the slot and the rest of the upload let go. */
+  private settle(): void {
+    this.settled = true;
+    clearTimeout(this.deadline);
+    this.release?.();
+    // The answer is through before the whole request body went (a target or the client
+    // answered early): stop sending it, so the stream does not outlive the scrape, and
+    // read the rest away as Node does for a body nobody reads, so the connection can
+    // carry the next request.
+    const { req } = this;
+    if (this.upload && !req.readableEnded) {
+      this.response?.cancel();
+      req.unpipe();
+      req.resume();
+    }
+  }
+
+  /** Answers with the failure table's status for `code`, and reports its outcome. */
+  private refuse(code: ScrapeFailureCode, reason: string, headers?: Record<string, string>): void {
+    sendFailure(this.res, code, reason, headers);
+    const failure = failureFor(code);
+    this.finish(failure.proxy, failure.status, reason);
+  }
+
+  /** Reports how the scrape ended, once. */
+  private finish(outcome: ScrapeOutcome, status: number, reason?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    const info: ScrapeFinished = {
+      name: this.name,
+      port: this.port,
+      path: this.path,
+      outcome,
+      status,
+      durationMs: performance.now() - this.startedAt,
+      bytes: this.bytes,
+    };
+    if (this.sessionId) info.sessionId = this.sessionId;
+    if (reason) info.reason = reason;
+    this.options.events.emit('scrapeFinished', info);
   }
 }
 
@@ -329,15 +382,19 @@ function carriesBody(req: IncomingMessage): boolean {
   return length !== undefined && contentLength(length) !== 0;
 }
 
+const CLOSE_CONNECTION = { connection: 'close' };
+const RETRY_AFTER = { 'retry-after': '1' };
+
 /** Longest part of a client's error answer kept as the reason. */
 const MAX_EXPLANATION = 512;
 
+/** How an aborted scrape ended, by the abort's reason; undefined when it was not aborted. */
 function abortOutcome(signal: CancelSignal, res: ServerResponse): ScrapeOutcome | undefined {
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
-  if (reason instanceof NatproxError && reason.code === 'NATPROX_SCRAPE_TIMEOUT') return 'timeout';
-  if (reason instanceof NatproxError && reason.code === 'NATPROX_REQUEST_TOO_LARGE') {
-    return 'too_large';
+  // The deadline (timeout) or a request body over the limit (too_large).
+  if (reason instanceof NatproxError && isScrapeFailureCode(reason.code)) {
+    return failureFor(reason.code).proxy;
   }
   return res.writableFinished ? undefined : 'cancelled';
 }

@@ -35,7 +35,8 @@ export function clientAnswerReason(text: string): string | undefined {
 
 /**
  * Trailer the client sends after a body it relayed in full. HTTP/2 ends a stream the same
- * way whether the body finished or the connection was lost; this tells the two apart.
+ * way whether the body finished or the connection was lost; this tells the two apart. The
+ * whole rule, and the functions both sides call, are in body-completion.ts.
  */
 export const BODY_COMPLETE_TRAILER = 'x-natprox-complete';
 /**

@@ -6,7 +6,7 @@ import { DEADLINE_HEADER } from '../../wire/protocol.js';
 import type { Allowlist } from '../allowlist.js';
 import type { ClientEvents } from '../client-events.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
-import { servedReporter } from '../served-reporter.js';
+import { reportRefusal, servedReporter } from '../served-reporter.js';
 
 const { NGHTTP2_REFUSED_STREAM } = constants;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -37,14 +37,14 @@ export class ConnectExecutor {
     stream.on('error', ignore);
     if (!this.names.has(name)) {
       const reason = `this client does not serve "${name}"`;
-      refuseStream(stream, 421, 'NATPROX_BAD_REQUEST', reason);
-      report('misdirected', 421, reason);
+      refuseStream(stream, 'NATPROX_MISDIRECTED', reason);
+      reportRefusal(report, 'NATPROX_MISDIRECTED', reason);
       return;
     }
     const decision = this.allowlist.checkConnect(port);
     if (!decision.allowed) {
-      refuseStream(stream, 403, 'NATPROX_TARGET_FORBIDDEN', decision.reason);
-      report('forbidden', 403, decision.reason);
+      refuseStream(stream, 'NATPROX_TARGET_FORBIDDEN', decision.reason);
+      reportRefusal(report, 'NATPROX_TARGET_FORBIDDEN', decision.reason);
       return;
     }
     const { host } = decision.target;
@@ -83,7 +83,7 @@ export class ConnectExecutor {
         }
         refused = true;
         const reason = `the CONNECT stream to ${where} did not start with a TLS handshake; only https targets are reached through CONNECT (plain HTTP goes as GET http://NAME:PORT/…, where methods and paths are checked)`;
-        report('forbidden', 403, reason);
+        reportRefusal(report, 'NATPROX_TARGET_FORBIDDEN', reason);
         socket.destroy();
         stream.close(NGHTTP2_REFUSED_STREAM);
       });
@@ -91,8 +91,8 @@ export class ConnectExecutor {
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (connected) return;
       const reason = `connecting to ${where} failed: ${err.code ?? err.message}`;
-      refuseStream(stream, 502, 'NATPROX_TARGET_FAILED', reason);
-      report('target_error', 502, reason);
+      refuseStream(stream, 'NATPROX_TARGET_FAILED', reason);
+      reportRefusal(report, 'NATPROX_TARGET_FAILED', reason);
     });
     socket.once('close', () => {
       this.sockets.delete(socket);

@@ -7,22 +7,21 @@ import { PassThrough } from 'node:stream';
 import { contentLength, endToEndHeaders } from '../../util/headers.js';
 import { ignore } from '../../util/ignore.js';
 import {
-  BODY_COMPLETE_TRAILER,
-  DEADLINE_HEADER,
-  INTERNAL_HEADER_PREFIX,
-  LENGTH_COMPLETES_HEADER,
-} from '../../wire/protocol.js';
+  COMPLETE_TRAILERS,
+  needsCompleteTrailer,
+  streamDelivered,
+} from '../../wire/body-completion.js';
+import { DEADLINE_HEADER, INTERNAL_HEADER_PREFIX } from '../../wire/protocol.js';
 import type { Allowlist } from '../allowlist.js';
 import type { ClientEvents, ServeOutcome } from '../client-events.js';
 import { LocalTargets } from '../local-targets.js';
 import type { LocalFetch, TargetResponse } from '../local-scrape.js';
 import { parseAuthority, refuseStream } from './stream-reply.js';
-import { servedReporter } from '../served-reporter.js';
+import { reportRefusal, servedReporter } from '../served-reporter.js';
 
-const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 /** Used when the proxy sent no deadline (an older proxy): generous but finite. */
 const FALLBACK_DEADLINE_MS = 60_000;
-const COMPLETE_TRAILERS = { [BODY_COMPLETE_TRAILER]: '1' };
 const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 
 /**
@@ -56,14 +55,12 @@ export class ScrapeExecutor {
     // undici reads it from a pass-through: when it is done with a body it destroys it, and
     // the stream is also where the answer goes.
     const body = stream.endAfterHeaders ? undefined : stream.pipe(new PassThrough());
-    const lengthCompletes = headers[LENGTH_COMPLETES_HEADER] === '1' && method !== 'HEAD';
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path }, () => bytes);
     stream.on('error', ignore);
-    // Node closes the stream once its last frame is sent, which can be before the callbacks
-    // of its last writes: a stream this side ended that closed without a reset delivered its
-    // answer (a proxy that cuts a body off resets with CANCEL).
-    const delivered = (): boolean => stream.writableEnded && stream.rstCode === NGHTTP2_NO_ERROR;
+    // A stream this side ended that closed without a reset delivered its answer (a proxy
+    // that cuts a body off resets with CANCEL).
+    const delivered = (): boolean => streamDelivered(stream);
     // Called only after the stream closes, by which time `fetch` is set.
     const onStreamClosed = (): void => {
       if (!delivered()) fetch?.stop('cancelled');
@@ -73,10 +70,11 @@ export class ScrapeExecutor {
         response.discard();
         return;
       }
-      // The trailer tells the proxy the body arrived in full (see BODY_COMPLETE_TRAILER),
-      // unless the proxy counts the bytes of a body with a Content-Length itself.
-      const trailer = !(
-        lengthCompletes && contentLength(response.headers['content-length']) !== undefined
+      // The trailer tells the proxy the body arrived in full, unless the proxy counts the
+      // bytes of a body with a Content-Length itself (body-completion).
+      const trailer = needsCompleteTrailer(
+        headers,
+        contentLength(response.headers['content-length']),
       );
       const head: OutgoingHttpHeaders = endToEndHeaders(response.headers);
       head[':status'] = response.statusCode;
@@ -126,10 +124,10 @@ export class ScrapeExecutor {
         body,
       },
       {
-        refused: (status, code, outcome, reason, allow) => {
+        refused: (code, reason, allow) => {
           stream.off('close', onStreamClosed);
-          report(outcome, status, reason);
-          refuseStream(stream, status, code, reason, allow);
+          reportRefusal(report, code, reason);
+          refuseStream(stream, code, reason, allow);
           // A body nobody will read is let go; the proxy resets the stream once it has the answer.
           if (body) {
             stream.unpipe(body);

@@ -1,17 +1,16 @@
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import type { NatproxErrorCode } from '../../errors.js';
+import { statusOf, type ScrapeFailureCode } from '../../wire/failures.js';
 import { CLIENT_ANSWER_PREFIX, ERROR_CODE_HEADER } from '../../wire/protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 /**
- * Answers a tunnel stream with natprox's own error (with `allow` as the Allow header of a
- * 405); resets it when a response has begun.
+ * Answers a tunnel stream with natprox's own error, with the status the failure table gives
+ * `code` (and `allow` as the Allow header of a 405); resets it when a response has begun.
  */
 export function refuseStream(
   stream: ServerHttp2Stream,
-  status: number,
-  code: NatproxErrorCode,
+  code: ScrapeFailureCode,
   reason: string,
   allow?: string,
 ): void {
@@ -20,7 +19,7 @@ export function refuseStream(
     return;
   }
   stream.respond({
-    ':status': status,
+    ':status': statusOf(code),
     'content-type': 'text/plain; charset=utf-8',
     [ERROR_CODE_HEADER]: code,
     ...(allow === undefined ? {} : { allow }),

@@ -2,7 +2,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ClientEvents, ServeOutcome } from '../client-events.js';
 import type { LocalTargets } from '../local-targets.js';
 import type { LocalFetch, TargetResponse } from '../local-scrape.js';
-import type { NatproxErrorCode } from '../../errors.js';
+import { FAILURES, type ClientRefusalCode } from '../../wire/failures.js';
 import {
   CLIENT_ANSWER_PREFIX,
   ERROR_CODE_HEADER,
@@ -81,13 +81,8 @@ export class PushExecutor {
           );
         });
       };
-      const pushRefusal = (
-        status: number,
-        code: NatproxErrorCode,
-        outcome: ServeOutcome,
-        reason: string,
-        allow?: string,
-      ): void => {
+      const pushRefusal = (code: ClientRefusalCode, reason: string, allow?: string): void => {
+        const { status, client: outcome } = FAILURES[code];
         const body = Buffer.from(`${CLIENT_ANSWER_PREFIX}${reason}\n`);
         const head = writeResponseHead({
           status,
@@ -164,8 +159,7 @@ export class PushExecutor {
           body: request.body,
         },
         {
-          refused: (status, code, outcome, reason, allow) =>
-            pushRefusal(status, code, outcome, reason, allow),
+          refused: pushRefusal,
           cancelled: () => report('cancelled', 0, 'the client is shutting down'),
           response: (response) => {
             if (fetch) pushResponse(response, fetch);

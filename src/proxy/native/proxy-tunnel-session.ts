@@ -13,13 +13,16 @@ import type {
   ScrapeResponse,
 } from '../client-session.js';
 import { ControlBudget, controlBudgets, DATA_FRAME_ALLOWANCE_BYTES } from './control-budget.js';
+import {
+  announceLengthCounting,
+  streamComplete,
+  trailersMarkComplete,
+} from '../../wire/body-completion.js';
 import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
-  BODY_COMPLETE_TRAILER,
   DEADLINE_HEADER,
   ERROR_CODE_HEADER,
-  LENGTH_COMPLETES_HEADER,
   MAX_SESSION_MEMORY_MIB,
   TUNNEL_SETTINGS,
   type Registration,
@@ -143,8 +146,8 @@ export class ProxyTunnelSession implements ClientSession {
       request.headers,
     );
     headers[DEADLINE_HEADER] = String(Math.max(1, Math.round(request.deadlineMs)));
-    // The scrape handler counts the body against its Content-Length (see the header).
-    headers[LENGTH_COMPLETES_HEADER] = '1';
+    // The scrape handler counts the body against its Content-Length (see body-completion).
+    announceLengthCounting(headers);
     return this.openStream(headers, request.body === undefined, signal, request.body);
   }
 
@@ -217,12 +220,11 @@ export class ProxyTunnelSession implements ClientSession {
       };
       // After the response head, errors surface on the body stream for the caller.
       stream.on('error', ignore);
-      // The client ends a body it relayed completely with a trailer (except one with a
-      // Content-Length, which the scrape handler counts: see LENGTH_COMPLETES_HEADER); its
-      // own error answers carry the error header instead. Otherwise the stream was cut off.
+      // Whether the body is whole, as body-completion says for the native tunnel; a body
+      // with a Content-Length the scrape handler counts itself.
       let ended = false;
       const onTrailers = (trailers: IncomingHttpHeaders): void => {
-        ended = trailers[BODY_COMPLETE_TRAILER] === '1';
+        ended = trailersMarkComplete(trailers);
       };
       const onResponse = (responseHeaders: IncomingHttpHeaders): void => {
         responded = true;
@@ -232,7 +234,7 @@ export class ProxyTunnelSession implements ClientSession {
           status,
           headers: responseHeaders,
           body: stream,
-          complete: () => ended || ownAnswer,
+          complete: () => streamComplete(ended, ownAnswer),
           // CANCEL, not the NO_ERROR of a plain destroy(): the client must not take the
           // stream's end for a delivered body.
           cancel: () => {

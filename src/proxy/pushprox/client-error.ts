@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import type { NatproxErrorCode } from '../../errors.js';
+import { statusOf, type ClientRefusalCode } from '../../wire/failures.js';
 import { ERROR_CODE_HEADER } from '../../wire/protocol.js';
 import type { PushedResponse } from '../../wire/pushprox/response-reader.js';
 
@@ -34,12 +34,12 @@ export async function translateClientError(response: PushedResponse): Promise<Tr
     if (text.length < MAX_ERROR_TEXT_BYTES) text += (chunk as Buffer).toString('utf8');
   }
   text = text.slice(0, MAX_ERROR_TEXT_BYTES).trim();
-  const { status, code } = classify(text);
+  const code = classify(text);
   const body = Buffer.from(
     `natprox: the PushProx client reported: ${text || 'an error without text'}\n`,
   );
   return {
-    status,
+    status: statusOf(code),
     headers: {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': String(body.length),
@@ -49,10 +49,10 @@ export async function translateClientError(response: PushedResponse): Promise<Tr
   };
 }
 
-function classify(text: string): { status: number; code: NatproxErrorCode } {
-  if (/context deadline exceeded|Client\.Timeout|timeout/i.test(text)) {
-    return { status: 504, code: 'NATPROX_SCRAPE_TIMEOUT' };
-  }
-  if (/doesn't match client fqdn/i.test(text)) return { status: 421, code: 'NATPROX_BAD_REQUEST' };
-  return { status: 502, code: 'NATPROX_TARGET_FAILED' };
+/** The code of the Go client's error text; its status is the failure table's. */
+function classify(text: string): ClientRefusalCode {
+  if (/context deadline exceeded|Client\.Timeout|timeout/i.test(text))
+    return 'NATPROX_SCRAPE_TIMEOUT';
+  if (/doesn't match client fqdn/i.test(text)) return 'NATPROX_MISDIRECTED';
+  return 'NATPROX_TARGET_FAILED';
 }
