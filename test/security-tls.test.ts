@@ -247,7 +247,7 @@ describe('CONNECT: https targets end to end', () => {
     assert.equal(target.hits(), 1);
   });
 
-  it('CONNECT to a port not on the allowlist, or one limited to paths, gets 403 with the reason', async (t) => {
+  it('CONNECT to a port not on the allowlist, or one limited to paths, gets 403 with the reason and its code; an unknown name 503', async (t) => {
     const allowed = await httpsTarget(t);
     const forbidden = await httpsTarget(t);
     const limited = await httpsTarget(t);
@@ -268,17 +268,22 @@ describe('CONNECT: https targets end to end', () => {
     other.socket.destroy();
     assert.equal(other.status, 403, other.head.toString());
     assert.match(other.head.toString(), /not on this client's allowlist/);
+    assert.equal(other.headers['x-natprox-error'], 'NATPROX_TARGET_FORBIDDEN');
 
     const paths = await connectThrough(port, `demo:${limited.port}`);
     paths.socket.destroy();
     assert.equal(paths.status, 403, paths.head.toString());
     assert.match(paths.head.toString(), /only for some paths/);
+    const unknown = await connectThrough(port, `nobody:${allowed.port}`);
+    unknown.socket.destroy();
+    assert.equal(unknown.status, 503, unknown.head.toString());
+    assert.equal(unknown.headers['x-natprox-error'], 'NATPROX_NO_CLIENT');
 
     assert.equal(forbidden.hits(), 0);
     assert.equal(limited.hits(), 0);
     assert.deepEqual(served, ['forbidden', 'forbidden']);
-    await eventually(() => outcomes.length === 2, 2000, 'both CONNECTs reported');
-    assert.deepEqual(outcomes, ['forbidden', 'forbidden']);
+    await eventually(() => outcomes.length === 3, 2000, 'all three CONNECTs reported');
+    assert.deepEqual(outcomes, ['forbidden', 'forbidden', 'no_client']);
   });
 });
 

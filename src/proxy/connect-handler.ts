@@ -54,7 +54,7 @@ export class ConnectHandler {
     };
     const refuse = (code: ScrapeFailureCode, reason: string): void => {
       const { status, proxy: outcome } = failureFor(code);
-      writeRawResponse(socket, status, `natprox: ${reason}`);
+      writeRawResponse(socket, status, `natprox: ${reason}`, { [ERROR_CODE_HEADER]: code });
       finish(outcome, status, reason);
     };
     socket.on('error', () => {});
@@ -101,8 +101,14 @@ export class ConnectHandler {
           readReason(tunnel, (text) => {
             release();
             // The client's own answer: its status goes on, counted as the table says.
-            const outcome = proxyOutcomeOfCode(response.headers[ERROR_CODE_HEADER]);
-            writeRawResponse(socket, response.status, `natprox: ${text}`);
+            const code = response.headers[ERROR_CODE_HEADER];
+            const outcome = proxyOutcomeOfCode(code);
+            writeRawResponse(
+              socket,
+              response.status,
+              `natprox: ${text}`,
+              typeof code === 'string' ? { [ERROR_CODE_HEADER]: code } : {},
+            );
             finish(outcome ?? 'target_error', response.status, text);
           });
           return;

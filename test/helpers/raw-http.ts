@@ -237,6 +237,8 @@ export function peerFingerprint(port: number, ca: string | Buffer): Promise<stri
 
 export interface ConnectResult {
   status: number;
+  /** The response's headers (Node's lower-case names). */
+  headers: http.IncomingHttpHeaders;
   /** The tunnel socket when the proxy answered 200; the caller destroys it. */
   socket: net.Socket;
   /** The response body (for refusals) or bytes that followed the 200 head. */
@@ -270,7 +272,7 @@ export function connectThrough(
     req.once('connect', (res, socket: net.Socket, head: Buffer) => {
       clearTimeout(timer);
       if (res.statusCode === 200) {
-        resolve({ status: 200, socket, head });
+        resolve({ status: 200, headers: res.headers, socket, head });
         return;
       }
       // A refusal: the body follows on the socket (the proxy closes it afterwards).
@@ -278,7 +280,12 @@ export function connectThrough(
       socket.on('data', (chunk: Buffer) => chunks.push(chunk));
       socket.on('error', () => {});
       const done = (): void =>
-        resolve({ status: res.statusCode ?? 0, socket, head: Buffer.concat(chunks) });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          socket,
+          head: Buffer.concat(chunks),
+        });
       socket.once('close', done);
       socket.once('end', done);
     });
