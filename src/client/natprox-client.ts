@@ -62,8 +62,9 @@ export class NatproxClient {
           tunnel,
           backoff: options.backoff ?? DEFAULT_BACKOFF,
           resetBackoffAfterMs: options.resetBackoffAfterMs ?? 30_000,
-          dial: () =>
+          dial: (signal) =>
             dialTunnel({
+              signal,
               proxyUrl: endpoint.url,
               address,
               registration,

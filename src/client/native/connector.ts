@@ -1,18 +1,20 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage } from '../../errors.js';
+import { realClock, sleep, type Clock } from '../../util/clock.js';
 import type { DialOptions, TunnelConnection } from './tunnel-dialer.js';
-import { Backoff, failureKind, type BackoffOptions, type FailureKind } from '../backoff.js';
+import type { BackoffOptions } from '../backoff.js';
 import type { ClientEvents, ConnectionState } from '../client-events.js';
 import type { TunnelName } from '../proxy-endpoint.js';
+import { ReconnectLoop, type AttemptControl } from '../reconnect-loop.js';
 
 export interface ConnectorOptions {
-  dial: () => Promise<TunnelConnection>;
+  /** Opens the tunnel; rejects with the signal's reason once it aborts (stop()). */
+  dial: (signal: AbortSignal) => Promise<TunnelConnection>;
   events: ClientEvents;
   backoff: BackoffOptions;
   /** A connection that stayed up this long resets the backoff. */
   resetBackoffAfterMs: number;
   /** Which tunnel this is, for the state events (metrics and logs name it). */
   tunnel?: TunnelName;
+  clock?: Clock;
 }
 
 const UNNAMED: TunnelName = { proxy: 'proxy' };
@@ -20,19 +22,28 @@ const UNNAMED: TunnelName = { proxy: 'proxy' };
 export type { DialOptions };
 
 /**
- * Keeps one tunnel up forever: dial, serve until it drops, wait a jittered exponential
- * delay, dial again. The state is always one of ConnectionState and is announced on change.
+ * Keeps one native tunnel up: dial, serve until it drops, and again after a delay
+ * (ReconnectLoop decides when, and announces the state).
  */
 export class Connector {
   private current: TunnelConnection | undefined;
-  private stopped = new AbortController();
-  private loop: Promise<void> | undefined;
-  private stateValue: ConnectionState = { state: 'connecting', attempt: 1 };
+  private readonly loop: ReconnectLoop;
+  private readonly clock: Clock;
 
-  constructor(private readonly options: ConnectorOptions) {}
+  constructor(private readonly options: ConnectorOptions) {
+    this.clock = options.clock ?? realClock;
+    this.loop = new ReconnectLoop({
+      attempt: (control) => this.dialAndServe(control),
+      events: options.events,
+      backoff: options.backoff,
+      resetBackoffAfterMs: options.resetBackoffAfterMs,
+      tunnel: options.tunnel ?? UNNAMED,
+      clock: this.clock,
+    });
+  }
 
   get state(): ConnectionState {
-    return this.stateValue;
+    return this.loop.state;
   }
 
   get connection(): TunnelConnection | undefined {
@@ -40,62 +51,34 @@ export class Connector {
   }
 
   start(): void {
-    this.loop ??= this.run();
+    this.loop.start();
   }
 
   /** Stops reconnecting; GOAWAY lets in-flight scrapes finish; the returned promise waits for them. */
-  async stop(graceMs: number): Promise<void> {
-    this.stopped.abort();
-    const connection = this.current;
-    if (connection) {
+  stop(graceMs: number): Promise<void> {
+    return this.loop.stop(async () => {
+      const connection = this.current;
+      if (!connection) return;
       connection.close();
-      const timer = sleep(graceMs, 'timeout', { ref: false });
+      const timer = sleep(this.clock, graceMs, undefined, { ref: false }).then(() => 'timeout');
       // Wait for the connection itself, not just GOAWAY: scrapes in flight finish first.
       if ((await Promise.race([connection.finished, timer])) === 'timeout') connection.destroy();
-    }
-    await this.loop;
-    this.setState({ state: 'closed' });
+    });
   }
 
-  private async run(): Promise<void> {
-    const backoff = new Backoff(this.options.backoff);
-    let attempt = 1;
-    while (!this.stopped.signal.aborted) {
-      this.setState({ state: 'connecting', attempt });
-      let lastError: string;
-      // A tunnel that was up and dropped: the proxy went away or the link broke.
-      let kind: FailureKind = 'unreachable';
-      try {
-        const connection = await this.options.dial();
-        if (this.stopped.signal.aborted) {
-          connection.destroy();
-          return;
-        }
-        this.current = connection;
-        const since = new Date();
-        this.setState({ state: 'connected', since });
-        attempt = 1;
-        lastError = await connection.closed;
-        this.current = undefined;
-        if (Date.now() - since.getTime() >= this.options.resetBackoffAfterMs) backoff.reset();
-      } catch (err) {
-        lastError = errorMessage(err);
-        kind = failureKind(err);
-        attempt += 1;
-      }
-      if (this.stopped.signal.aborted) return;
-      const delayMs = backoff.next(kind);
-      this.setState({ state: 'reconnecting', attempt, delayMs, lastError });
-      try {
-        await sleep(delayMs, undefined, { signal: this.stopped.signal });
-      } catch {
-        return;
-      }
+  private async dialAndServe(control: AttemptControl): Promise<string> {
+    const connection = await this.options.dial(control.signal);
+    if (control.signal.aborted) {
+      // A dial that finished as the client stopped: nobody will serve this tunnel.
+      connection.destroy();
+      throw control.signal.reason;
     }
-  }
-
-  private setState(state: ConnectionState): void {
-    this.stateValue = state;
-    this.options.events.emit('state', state, this.options.tunnel ?? UNNAMED);
+    this.current = connection;
+    control.up();
+    try {
+      return await connection.closed;
+    } finally {
+      this.current = undefined;
+    }
   }
 }
