@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Registration } from '../wire/protocol.js';
-import type { CancelSignal } from './cancellation.js';
 
 export type Transport = 'native' | 'pushprox';
 
@@ -71,7 +70,7 @@ export interface ClientSession {
    */
   readonly ready?: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
-  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse>;
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse>;
   /** Opens a byte stream to the target; undefined when the transport cannot (PushProx). */
   connect?(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse>;
   /** Stops new scrapes; in-flight ones end with the connection. */

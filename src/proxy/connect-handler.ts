@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorMessage } from '../errors.js';
+import { errorMessage, NatproxError } from '../errors.js';
 import { clientAnswerReason, ERROR_CODE_HEADER } from '../wire/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
 import { ignore } from '../util/ignore.js';
@@ -83,11 +83,15 @@ export class ConnectHandler {
       return;
     }
     const abort = new AbortController();
-    const onSocketGone = (): void => abort.abort(new Error('scraper closed the connection'));
+    const onSocketGone = (): void =>
+      abort.abort(new NatproxError('NATPROX_SCRAPE_CANCELLED', 'scraper closed the connection'));
     socket.once('close', onSocketGone);
     const connectTimeoutMs = policy.defaultScrapeTimeoutMs;
     const timer = setTimeout(
-      () => abort.abort(new Error(`no connection within ${connectTimeoutMs} ms`)),
+      () =>
+        abort.abort(
+          new NatproxError('NATPROX_SCRAPE_TIMEOUT', `no connection within ${connectTimeoutMs} ms`),
+        ),
       connectTimeoutMs,
     );
 

@@ -5,7 +5,6 @@ import { errorMessage, NatproxError, type NatproxErrorCode } from '../errors.js'
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody } from '../util/relay-body.js';
 import { clientAnswerReason, ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../wire/protocol.js';
-import { Cancellation, type CancelSignal } from './cancellation.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendText } from './plain-response.js';
 import type { ProxyEvents, ScrapeFinished, ScrapeOutcome } from './proxy-events.js';
@@ -150,7 +149,7 @@ export class ScrapeHandler {
       policy.defaultScrapeTimeoutMs,
       policy.maxScrapeTimeoutMs,
     );
-    const abort = new Cancellation();
+    const abort = new AbortController();
     const deadline = setTimeout(() => {
       abort.abort(
         new NatproxError(
@@ -162,7 +161,9 @@ export class ScrapeHandler {
     let settled = false;
     // Stays on `res` when the scrape is done (`settled` guards it): res serves this request only.
     res.on('close', () => {
-      if (!settled && !res.writableFinished) abort.abort(new Error('scraper closed the request'));
+      if (!settled && !res.writableFinished) {
+        abort.abort(new NatproxError('NATPROX_SCRAPE_CANCELLED', 'scraper closed the request'));
+      }
     });
 
     let cancelUpload: (() => void) | undefined;
@@ -189,7 +190,7 @@ export class ScrapeHandler {
     const pathAndQuery = `${url.pathname}${url.search}`;
     const body = hasBody ? limitedBody(req, policy.maxRequestBytes, abort) : undefined;
     session
-      .scrape({ name, port, method, pathAndQuery, headers, deadlineMs, body }, abort)
+      .scrape({ name, port, method, pathAndQuery, headers, deadlineMs, body }, abort.signal)
       .then((response) => {
         cancelUpload = response.cancel;
         const code = response.headers[ERROR_CODE_HEADER];
@@ -254,9 +255,9 @@ export class ScrapeHandler {
               finish(outcome, response.status, { bytes, sessionId: session.id });
               return;
             }
-            const cause = abort.aborted ? abort.reason : err;
+            const cause = abort.signal.aborted ? (abort.signal.reason as unknown) : err;
             const outcomeOnError =
-              abortOutcome(abort, res) ??
+              abortOutcome(abort.signal, res) ??
               (tooLarge && err === tooLarge ? 'too_large' : 'client_lost');
             finish(outcomeOnError, response.status, {
               bytes,
@@ -268,7 +269,7 @@ export class ScrapeHandler {
       })
       .catch((err: unknown) => {
         done();
-        const outcome = abortOutcome(abort, res);
+        const outcome = abortOutcome(abort.signal, res);
         if (outcome === 'cancelled') {
           finish('cancelled', 0, { sessionId: session.id, reason: 'scraper closed the request' });
           return;
@@ -299,7 +300,7 @@ export class ScrapeHandler {
  * The request body as the session streams it: past `limit` bytes (a chunked body, whose
  * size nobody declared) the scrape is cancelled with NATPROX_REQUEST_TOO_LARGE (413).
  */
-function limitedBody(req: IncomingMessage, limit: number, abort: Cancellation): Readable {
+function limitedBody(req: IncomingMessage, limit: number, abort: AbortController): Readable {
   let seen = 0;
   req.on('error', ignore);
   return req.pipe(
@@ -332,7 +333,7 @@ function carriesBody(req: IncomingMessage): boolean {
 /** Longest part of a client's error answer kept as the reason. */
 const MAX_EXPLANATION = 512;
 
-function abortOutcome(signal: CancelSignal, res: ServerResponse): ScrapeOutcome | undefined {
+function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
   if (reason instanceof NatproxError && reason.code === 'NATPROX_SCRAPE_TIMEOUT') return 'timeout';

@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { NatproxError } from '../../errors.js';
 import { ignore } from '../../util/ignore.js';
-import type { CancelSignal } from '../cancellation.js';
 import type {
   ClientSession,
   ConnectRequest,
@@ -127,7 +126,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.closeReason !== undefined;
   }
 
-  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
     // A HEAD goes as a GET, as it always has: the scraper's response drops the body, and
     // every client answers a GET stream completely (the allowlist grants HEAD with GET).
     const method =
@@ -167,7 +166,7 @@ export class ProxyTunnelSession implements ClientSession {
   private openStream(
     headers: OutgoingHttpHeaders,
     endStream: boolean,
-    signal: CancelSignal,
+    signal: AbortSignal,
     body?: Readable,
   ): Promise<ConnectResponse> {
     if (this.closed) {
