@@ -314,7 +314,31 @@ describe('Connector', () => {
   });
 });
 
-describe('NatproxClient.stop() during a dial', () => {
+describe('NatproxClient against a proxy that never answers', () => {
+  it('waitConnected() rejects with NATPROX_TUNNEL_FAILED and the state of each tunnel', async (t) => {
+    const server = net.createServer((socket) => socket.on('error', () => {}));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      server.closeAllConnections?.();
+      server.close();
+    });
+    const { port } = server.address() as AddressInfo;
+    const client = new NatproxClient({
+      proxyUrl: new URL(`http://127.0.0.1:${port}`),
+      names: ['demo'],
+      allow: [],
+    });
+    client.start();
+    t.after(() => client.stop(0));
+    await assert.rejects(
+      client.waitConnected(50),
+      (err: unknown) =>
+        err instanceof NatproxError &&
+        err.code === 'NATPROX_TUNNEL_FAILED' &&
+        err.message === `not connected within 50 ms (127.0.0.1:${port}: connecting)`,
+    );
+  });
+
   it('returns at once when the proxy accepts TCP and never answers', async (t) => {
     // A "proxy" that takes the connection and says nothing: the upgrade would wait out the
     // whole handshake timeout (10 s by default) before the client could stop.

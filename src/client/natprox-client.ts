@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError, NatproxError } from '../errors.js';
 import { DEFAULT_HEARTBEAT } from '../wire/heartbeat.js';
 import { dialTunnel } from './native/tunnel-dialer.js';
 import { VERSION } from '../version.js';
@@ -134,7 +134,12 @@ export class NatproxClient {
               `${tunnel.proxy}${tunnel.address ? ` (${tunnel.address})` : ''}: ${state.state}`,
           )
           .join(', ');
-        reject(new Error(`not ${what} within ${timeoutMs} ms (${states || 'no tunnel yet'})`));
+        reject(
+          new NatproxError(
+            'NATPROX_TUNNEL_FAILED',
+            `not ${what} within ${timeoutMs} ms (${states || 'no tunnel yet'})`,
+          ),
+        );
       }, timeoutMs);
       const onState = (): void => {
         if (!done()) return;

@@ -2,7 +2,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ClientEvents, ServeOutcome } from '../client-events.js';
 import type { LocalTargets } from '../local-targets.js';
 import type { LocalFetch, TargetResponse } from '../local-scrape.js';
-import type { NatproxErrorCode } from '../../errors.js';
+import { NatproxError, type NatproxErrorCode } from '../../errors.js';
 import {
   CLIENT_ANSWER_PREFIX,
   ERROR_CODE_HEADER,
@@ -62,7 +62,9 @@ export class PushExecutor {
         reason?: string,
       ) => {
         push.setTimeout(Math.max(1000, deadlineAt - Date.now() + 1000), () =>
-          push.destroy(new Error('the proxy did not take the push in time')),
+          push.destroy(
+            new NatproxError('NATPROX_TUNNEL_FAILED', 'the proxy did not take the push in time'),
+          ),
         );
         push.once('error', (err) => report('push_failed', status, `push failed: ${err.message}`));
         push.once('response', (answer: IncomingMessage) => {
