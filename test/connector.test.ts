@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { ClientEvents, type ConnectionState } from '../src/client/client-events.js';
 import type { BackoffOptions } from '../src/client/backoff.js';
 import { NatproxClient } from '../src/client/natprox-client.js';
-import { Connector } from '../src/client/native/connector.js';
+import { NativeClientTransport } from '../src/client/native/native-client-transport.js';
 import type { TunnelConnection } from '../src/client/native/tunnel-dialer.js';
 import { NatproxError } from '../src/errors.js';
 import { FakeClock, settle } from './helpers/fake-clock.js';
@@ -67,12 +67,12 @@ async function waitFor(clock: FakeClock, condition: () => boolean, maxMs = 3000)
   }
 }
 
-describe('Connector', () => {
+describe('NativeClientTransport', () => {
   it('reconnects after failed dials with growing, capped delays, spaced in time', async () => {
     const clock = new FakeClock();
     const { events, states } = recorder();
     const dialTimes: number[] = [];
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: () => {
         dialTimes.push(clock.now());
         return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1'));
@@ -82,10 +82,10 @@ describe('Connector', () => {
       resetBackoffAfterMs: 1000,
       clock,
     });
-    assert.deepEqual(connector.state, { state: 'connecting', attempt: 1 });
-    connector.start();
+    assert.deepEqual(transport.state, { state: 'connecting', attempt: 1 });
+    transport.start();
     await waitFor(clock, () => dialTimes.length >= 7);
-    await connector.stop(0);
+    await transport.stop(0);
 
     const expected = [20, 40, 80, 160, 160, 160];
     assert.deepEqual(delays(states).slice(0, 6), expected);
@@ -106,14 +106,14 @@ describe('Connector', () => {
       lastError: 'connect ECONNREFUSED 127.0.0.1:1',
     });
     assert.deepEqual(states.at(-1), { state: 'closed' });
-    assert.deepEqual(connector.state, { state: 'closed' });
+    assert.deepEqual(transport.state, { state: 'closed' });
   });
 
   it('start() twice runs one loop', async () => {
     const clock = new FakeClock();
     const { events } = recorder();
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: () => {
         dials += 1;
         return Promise.reject(new Error('no'));
@@ -123,13 +123,13 @@ describe('Connector', () => {
       resetBackoffAfterMs: 1000,
       clock,
     });
-    connector.start();
-    connector.start();
+    transport.start();
+    transport.start();
     await clock.advance(9_999);
     assert.equal(dials, 1);
     await clock.advance(1);
     assert.equal(dials, 2);
-    await connector.stop(0);
+    await transport.stop(0);
   });
 
   it('does not reset the backoff when a connection drops quickly', async () => {
@@ -137,7 +137,7 @@ describe('Connector', () => {
     const { events, states } = recorder();
     const connections: FakeConnection[] = [];
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => {
         dials += 1;
         if (dials <= 3) throw new Error(`fail ${dials}`);
@@ -150,19 +150,19 @@ describe('Connector', () => {
       resetBackoffAfterMs: 10_000,
       clock,
     });
-    connector.start();
+    transport.start();
     await waitFor(clock, () => connections.length === 1);
-    assert.equal(connector.connection, connections[0]);
-    assert.equal(connector.state.state, 'connected');
+    assert.equal(transport.connection, connections[0]);
+    assert.equal(transport.state.state, 'connected');
     await clock.advance(9_999);
     connections[0]?.drop('peer went away');
     await waitFor(clock, () => delays(states).length === 4);
-    assert.equal(connector.connection, undefined);
+    assert.equal(transport.connection, undefined);
     assert.deepEqual(delays(states), [20, 40, 80, 160]);
     const last = states.at(-1);
     assert.equal(last?.state, 'reconnecting');
     assert.equal(last?.state === 'reconnecting' ? last.lastError : '', 'peer went away');
-    await connector.stop(0);
+    await transport.stop(0);
   });
 
   it('resets the backoff after the connection stayed up for resetBackoffAfterMs', async () => {
@@ -170,7 +170,7 @@ describe('Connector', () => {
     const { events, states } = recorder();
     const connections: FakeConnection[] = [];
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => {
         dials += 1;
         if (dials <= 3) throw new Error(`fail ${dials}`);
@@ -183,7 +183,7 @@ describe('Connector', () => {
       resetBackoffAfterMs: 50,
       clock,
     });
-    connector.start();
+    transport.start();
     await waitFor(clock, () => connections.length === 1);
     await clock.advance(50); // stays up exactly resetBackoffAfterMs
     connections[0]?.drop('peer went away');
@@ -197,7 +197,7 @@ describe('Connector', () => {
     assert.equal(connections.length, 1);
     await clock.advance(1);
     assert.equal(connections.length, 2);
-    await connector.stop(0);
+    await transport.stop(0);
     assert.equal(connections[1]?.closeCalls, 1);
   });
 
@@ -205,7 +205,7 @@ describe('Connector', () => {
     const clock = new FakeClock();
     const { events, states } = recorder();
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: () => {
         dials += 1;
         return Promise.reject(new Error('refused'));
@@ -215,9 +215,9 @@ describe('Connector', () => {
       resetBackoffAfterMs: 1000,
       clock,
     });
-    connector.start();
+    transport.start();
     await waitFor(clock, () => states.some((s) => s.state === 'reconnecting'));
-    await connector.stop(0);
+    await transport.stop(0);
     // The wait's timer is gone with it: however long it would have been, nothing dials.
     assert.equal(clock.pending, 0);
     await clock.advance(120_000);
@@ -229,7 +229,7 @@ describe('Connector', () => {
     const clock = new FakeClock();
     const { events, states } = recorder();
     const connections: FakeConnection[] = [];
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => {
         const connection = new FakeConnection();
         connections.push(connection);
@@ -240,32 +240,32 @@ describe('Connector', () => {
       resetBackoffAfterMs: 1000,
       clock,
     });
-    connector.start();
+    transport.start();
     await waitFor(clock, () => connections.length === 1);
-    await connector.stop(1000);
+    await transport.stop(1000);
     assert.equal(connections[0]?.closeCalls, 1);
     assert.equal(connections[0]?.destroyCalls, 0);
     await clock.advance(10_000);
     assert.equal(connections.length, 1);
     assert.ok(!states.some((s) => s.state === 'reconnecting'));
-    assert.deepEqual(connector.state, { state: 'closed' });
+    assert.deepEqual(transport.state, { state: 'closed' });
   });
 
   it('stop() destroys a connection that does not close within the grace period', async () => {
     const clock = new FakeClock();
     const { events } = recorder();
     const connection = new FakeConnection(false); // close() does not end it
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => connection,
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 1000,
       clock,
     });
-    connector.start();
-    await waitFor(clock, () => connector.connection === connection);
+    transport.start();
+    await waitFor(clock, () => transport.connection === connection);
     let stopped = false;
-    const stopping = connector.stop(40).then(() => {
+    const stopping = transport.stop(40).then(() => {
       stopped = true;
     });
     await clock.advance(39);
@@ -283,7 +283,7 @@ describe('Connector', () => {
     let release!: (connection: TunnelConnection) => void;
     let dials = 0;
     let dialSignal: AbortSignal | undefined;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       // A dial that does not heed its signal: the connection still arrives, and is closed.
       dial: (signal) => {
         dials += 1;
@@ -297,9 +297,9 @@ describe('Connector', () => {
       resetBackoffAfterMs: 1000,
       clock,
     });
-    connector.start();
+    transport.start();
     await waitFor(clock, () => dials === 1);
-    const stopped = connector.stop(0);
+    const stopped = transport.stop(0);
     // The dial is told why: the client is stopping.
     assert.ok(dialSignal?.reason instanceof NatproxError);
     assert.equal(dialSignal.reason.code, 'NATPROX_STOPPED');
@@ -307,7 +307,7 @@ describe('Connector', () => {
     release(late);
     await stopped;
     assert.equal(late.destroyCalls, 1);
-    assert.equal(connector.connection, undefined);
+    assert.equal(transport.connection, undefined);
     assert.ok(!states.some((s) => s.state === 'connected'));
     await clock.advance(10_000);
     assert.equal(dials, 1);
@@ -316,10 +316,14 @@ describe('Connector', () => {
 
 describe('NatproxClient against a proxy that never answers', () => {
   it('waitConnected() rejects with NATPROX_TUNNEL_FAILED and the state of each tunnel', async (t) => {
-    const server = net.createServer((socket) => socket.on('error', () => {}));
+    const sockets = new Set<Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => {
-      server.closeAllConnections?.();
+      for (const socket of sockets) socket.destroy();
       server.close();
     });
     const { port } = server.address() as AddressInfo;

@@ -25,7 +25,7 @@ export function normalizeFingerprint(text: string): string | undefined {
  * With `address`, the TCP connection goes there, while SNI and the certificate check still
  * use `host`: one replica of several behind a name must still prove it is that name.
  */
-export function connectTls(
+export function dialTls(
   host: string,
   port: number,
   options: ClientTls | undefined,

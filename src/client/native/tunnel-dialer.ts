@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { NatproxError } from '../../errors.js';
 import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
 import { releaseOnPeerReset } from '../../wire/peer-reset.js';
-import { connectTls, type ClientTls } from '../../wire/tls-connect.js';
+import { dialTls, type ClientTls } from '../../wire/tls-connect.js';
 import {
   CONNECTION_WINDOW_BYTES,
   encodeRegistration,
@@ -74,7 +74,7 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
   const { signal } = options;
   signal?.throwIfAborted();
   const tlsSocket = secure
-    ? await connectTls(
+    ? await dialTls(
         hostname,
         port,
         options.tls,

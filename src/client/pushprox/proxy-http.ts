@@ -1,6 +1,6 @@
 import http, { type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { connectTls, type ClientTls } from '../../wire/tls-connect.js';
+import { dialTls, type ClientTls } from '../../wire/tls-connect.js';
 import { VERSION } from '../../version.js';
 import { urlHostPort } from '../../util/host-port.js';
 
@@ -71,7 +71,7 @@ export class ProxyHttp {
     let request: ClientRequest;
     if (secure && this.tls?.pinSha256) {
       // A pinned certificate is checked on a connection of our own before anything is sent.
-      const socket = await connectTls(hostname, port, this.tls, TLS_HANDSHAKE_TIMEOUT_MS);
+      const socket = await dialTls(hostname, port, this.tls, TLS_HANDSHAKE_TIMEOUT_MS);
       request = http.request({ ...options, createConnection: () => socket });
     } else if (secure) {
       request = https.request({ ...options, agent: this.httpsAgent });

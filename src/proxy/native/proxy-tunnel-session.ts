@@ -6,8 +6,8 @@ import { NatproxError } from '../../errors.js';
 import { ignore } from '../../util/ignore.js';
 import type {
   ClientSession,
-  ConnectRequest,
-  ConnectResponse,
+  HttpsConnectRequest,
+  HttpsConnectResponse,
   ScrapeRequest,
   ScrapeResponse,
 } from '../client-session.js';
@@ -147,7 +147,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.openStream(headers, request.body === undefined, signal, request.body);
   }
 
-  connect(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse> {
+  httpsConnect(request: HttpsConnectRequest, signal: AbortSignal): Promise<HttpsConnectResponse> {
     return this.openStream(
       {
         ':method': 'CONNECT',
@@ -168,7 +168,7 @@ export class ProxyTunnelSession implements ClientSession {
     endStream: boolean,
     signal: AbortSignal,
     body?: Readable,
-  ): Promise<ConnectResponse> {
+  ): Promise<HttpsConnectResponse> {
     if (this.closed) {
       return Promise.reject(
         new NatproxError('NATPROX_CLIENT_LOST', `client connection is closed: ${this.closeReason}`),

@@ -5,7 +5,7 @@ import type { ClientEvents, ConnectionState } from '../client-events.js';
 import type { TunnelName } from '../proxy-endpoint.js';
 import { ReconnectLoop, type AttemptControl } from '../reconnect-loop.js';
 
-export interface ConnectorOptions {
+export interface NativeTransportOptions {
   /** Opens the tunnel; rejects with the signal's reason once it aborts (stop()). */
   dial: (signal: AbortSignal) => Promise<TunnelConnection>;
   events: ClientEvents;
@@ -25,12 +25,12 @@ export type { DialOptions };
  * Keeps one native tunnel up: dial, serve until it drops, and again after a delay
  * (ReconnectLoop decides when, and announces the state).
  */
-export class Connector {
+export class NativeClientTransport {
   private current: TunnelConnection | undefined;
   private readonly loop: ReconnectLoop;
   private readonly clock: Clock;
 
-  constructor(private readonly options: ConnectorOptions) {
+  constructor(private readonly options: NativeTransportOptions) {
     this.clock = options.clock ?? realClock;
     this.loop = new ReconnectLoop({
       attempt: (control) => this.dialAndServe(control),

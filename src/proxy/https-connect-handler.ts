@@ -12,7 +12,7 @@ import type { SessionRegistry } from './session-registry.js';
 import { busyReason, type StreamCounter } from './stream-counter.js';
 import { writeRawResponse } from './raw-response.js';
 
-export interface ConnectHandlerOptions {
+export interface HttpsConnectHandlerOptions {
   registry: SessionRegistry;
   events: ProxyEvents;
   policy: () => ScrapePolicy;
@@ -27,8 +27,8 @@ const MAX_REASON_BYTES = 4096;
  * an HTTP/2 CONNECT stream to the client, which connects to its allowlisted target, and then
  * relays bytes both ways. TLS runs end to end between the scraper and the target.
  */
-export class ConnectHandler {
-  constructor(private readonly options: ConnectHandlerOptions) {}
+export class HttpsConnectHandler {
+  constructor(private readonly options: HttpsConnectHandlerOptions) {}
 
   handle(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const startedAt = performance.now();
@@ -39,7 +39,7 @@ export class ConnectHandler {
     let bytes = 0;
     let sessionId: string | undefined = undefined; // known once the session is found
     const finish = (outcome: ScrapeOutcome, status: number, reason?: string): void => {
-      this.options.events.emit('connectFinished', {
+      this.options.events.emit('httpsConnectFinished', {
         name,
         port,
         path: '',
@@ -62,7 +62,7 @@ export class ConnectHandler {
       return;
     }
     const session = this.options.registry.lookup(name);
-    if (!session?.connect) {
+    if (!session?.httpsConnect) {
       refuse(
         'no_client',
         503,
@@ -95,7 +95,7 @@ export class ConnectHandler {
       connectTimeoutMs,
     );
 
-    session.connect({ name, port, connectTimeoutMs }, abort.signal).then(
+    session.httpsConnect({ name, port, connectTimeoutMs }, abort.signal).then(
       (response) => {
         clearTimeout(timer);
         socket.off('close', onSocketGone);
