@@ -374,4 +374,35 @@ describe('NatproxClient against a proxy that never answers', () => {
     assert.ok(took < 100, `stop() took ${took.toFixed(0)} ms`);
     assert.equal(client.state.state, 'closed');
   });
+
+  it('a PushProx client pinning the proxy certificate stops at once during the TLS handshake', async (t) => {
+    const sockets = new Set<Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    });
+    const { port } = server.address() as AddressInfo;
+    const client = new NatproxClient({
+      proxyUrl: new URL(`https://127.0.0.1:${port}`),
+      tls: { pinSha256: 'ab'.repeat(32) },
+      transport: 'pushprox',
+      names: ['demo'],
+      allow: [],
+    });
+    client.start();
+    for (let i = 0; i < 200 && sockets.size === 0; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(sockets.size, 1, 'the client dialled');
+    const started = performance.now();
+    await client.stop(0);
+    const took = performance.now() - started;
+    assert.ok(took < 100, `stop() took ${took.toFixed(0)} ms`);
+    assert.equal(client.state.state, 'closed');
+  });
 });

@@ -101,7 +101,11 @@ export class PushProxClientTransport implements ClientTransport {
     const where = this.options.proxy.urlOf('poll').href;
     let req: ClientRequest;
     try {
-      req = await this.options.proxy.post('poll', { 'content-type': 'text/plain; charset=utf-8' });
+      req = await this.options.proxy.post(
+        'poll',
+        { 'content-type': 'text/plain; charset=utf-8' },
+        control.signal,
+      );
     } catch (err) {
       throw new NatproxError(
         'NATPROX_TUNNEL_FAILED',
