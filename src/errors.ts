@@ -14,7 +14,11 @@ export type NatproxErrorCode =
   | 'NATPROX_UNAUTHORIZED'
   | 'NATPROX_TUNNEL_FAILED'
   | 'NATPROX_RESPONSE_TOO_LARGE'
-  | 'NATPROX_REQUEST_TOO_LARGE';
+  | 'NATPROX_REQUEST_TOO_LARGE'
+  /** The scraper closed its request before the answer was through. */
+  | 'NATPROX_SCRAPE_CANCELLED'
+  /** The client or proxy is stopping: what it was waiting for will not come. */
+  | 'NATPROX_STOPPED';
 
 export class NatproxError extends Error {
   readonly code: NatproxErrorCode;

@@ -77,6 +77,17 @@ describe('Allowlist from --allow entries', () => {
     );
   });
 
+  it('a port mapped to two hosts is a configuration error, coded so a caller can tell', () => {
+    assert.throws(
+      () =>
+        new Allowlist([
+          { host: '127.0.0.1', port: 9100 },
+          { host: '10.0.0.1', port: 9100 },
+        ]),
+      (err: unknown) => err instanceof ConfigError && err.code === 'NATPROX_CONFIG_INVALID',
+    );
+  });
+
   it('accepts the same HOST:PORT twice', () => {
     const list = fromFlags('9100', '127.0.0.1:9100');
     assert.deepEqual(list.ports, [9100]);

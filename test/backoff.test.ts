@@ -7,6 +7,7 @@ import {
   type BackoffOptions,
 } from '../src/client/backoff.js';
 import { NatproxError } from '../src/errors.js';
+import { FakeClock } from './helpers/fake-clock.js';
 
 /** A random source that always returns `value`, so jitter is predictable. */
 function fixed(value: number): () => number {
@@ -135,5 +136,40 @@ describe('Backoff', () => {
   it('returns whole milliseconds', () => {
     const backoff = new Backoff({ ...DEFAULT_BACKOFF, random: fixed(0.123456) });
     for (const delay of take(backoff, 10)) assert.ok(Number.isInteger(delay), `${delay}`);
+  });
+
+  it('a tunnel that stayed up resetAfterUpMs (on its clock) starts the delays over when it drops', async () => {
+    const clock = new FakeClock();
+    const backoff = new Backoff(
+      { ...DEFAULT_BACKOFF, random: fixed(0.5) },
+      { clock, resetAfterUpMs: 30_000 },
+    );
+    assert.deepEqual(take(backoff, 3), [500, 1000, 2000]);
+    backoff.up();
+    await clock.advance(29_999);
+    backoff.down();
+    assert.equal(backoff.next(), 4000, 'up 1 ms too short: no reset');
+    backoff.up();
+    await clock.advance(30_000);
+    backoff.down();
+    assert.equal(backoff.next(), 500);
+  });
+
+  it('without resetAfterUpMs, or a drop without an up, nothing resets', async () => {
+    const clock = new FakeClock();
+    const never = new Backoff({ ...DEFAULT_BACKOFF, random: fixed(0.5) }, { clock });
+    take(never, 2);
+    never.up();
+    await clock.advance(3_600_000);
+    never.down();
+    assert.equal(never.next(), 2000);
+    const timed = new Backoff(
+      { ...DEFAULT_BACKOFF, random: fixed(0.5) },
+      { clock, resetAfterUpMs: 10 },
+    );
+    take(timed, 2);
+    await clock.advance(60_000);
+    timed.down();
+    assert.equal(timed.next(), 2000);
   });
 });

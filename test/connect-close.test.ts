@@ -87,7 +87,7 @@ describe('CONNECT tunnel closed by its target', () => {
       const target = await closingTarget(300);
       const tunnel = await tunnelTo(target.port);
       const outcomes: string[] = [];
-      tunnel.proxy.events.on('connectFinished', (info) => outcomes.push(info.outcome));
+      tunnel.proxy.events.on('httpsConnectFinished', (info) => outcomes.push(info.outcome));
       const closed = new Promise<void>((resolve) => tunnel.socket.once('close', () => resolve()));
       if (queued) {
         // More than the target, the client's socket and the HTTP/2 windows take in.
@@ -114,7 +114,7 @@ describe('CONNECT carries TLS only', () => {
     });
     const tunnel = await tunnelTo(await listenOnLoopback(server));
     const outcomes: Array<{ outcome: string; reason?: string | undefined }> = [];
-    tunnel.proxy.events.on('connectFinished', (info) => outcomes.push(info));
+    tunnel.proxy.events.on('httpsConnectFinished', (info) => outcomes.push(info));
     const closed = new Promise<void>((resolve) => tunnel.socket.once('close', () => resolve()));
     tunnel.socket.write('POST /-/quit HTTP/1.1\r\nHost: demo\r\nContent-Length: 0\r\n\r\n');
     await within(closed, 5000, 'the tunnel to close');

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import type { ServerHttp2Session } from 'node:http2';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientEvents, type ConnectionState } from '../src/client/client-events.js';
 import type { BackoffOptions } from '../src/client/backoff.js';
-import { Connector } from '../src/client/native/connector.js';
+import { NatproxClient } from '../src/client/natprox-client.js';
+import { NativeClientTransport } from '../src/client/native/native-client-transport.js';
 import type { TunnelConnection } from '../src/client/native/tunnel-dialer.js';
+import { NatproxError } from '../src/errors.js';
+import { FakeClock, settle } from './helpers/fake-clock.js';
 
 /** No jitter: random() = 0.5 puts every delay exactly on its base. */
 const SMALL_BACKOFF: BackoffOptions = {
@@ -55,42 +58,40 @@ function delays(states: ConnectionState[]): number[] {
   return states.flatMap((s) => (s.state === 'reconnecting' ? [s.delayMs] : []));
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error('timed out waiting');
-    await sleep(2);
+/** Lets the loop run until `condition`, moving fake time 1 ms at a time (bounded). */
+async function waitFor(clock: FakeClock, condition: () => boolean, maxMs = 3000): Promise<void> {
+  await settle();
+  for (let ms = 0; !condition(); ms += 1) {
+    if (ms > maxMs) throw new Error(`not within ${maxMs} ms of fake time`);
+    await clock.advance(1);
   }
 }
 
-describe('Connector', () => {
+describe('NativeClientTransport', () => {
   it('reconnects after failed dials with growing, capped delays, spaced in time', async () => {
+    const clock = new FakeClock();
     const { events, states } = recorder();
     const dialTimes: number[] = [];
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: () => {
-        dialTimes.push(performance.now());
+        dialTimes.push(clock.now());
         return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1'));
       },
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 1000,
+      clock,
     });
-    assert.deepEqual(connector.state, { state: 'connecting', attempt: 1 });
-    connector.start();
-    await waitFor(() => dialTimes.length >= 7);
-    await connector.stop(0);
+    assert.deepEqual(transport.state, { state: 'connecting', attempt: 1 });
+    transport.start();
+    await waitFor(clock, () => dialTimes.length >= 7);
+    await transport.stop(0);
 
     const expected = [20, 40, 80, 160, 160, 160];
     assert.deepEqual(delays(states).slice(0, 6), expected);
-    for (let i = 0; i < expected.length; i += 1) {
-      const gap = (dialTimes[i + 1] as number) - (dialTimes[i] as number);
-      // Timers may fire up to ~1 ms early relative to performance.now().
-      assert.ok(
-        gap >= (expected[i] as number) - 2,
-        `gap ${i} was ${gap} ms, expected ≥ ${expected[i]}`,
-      );
-    }
+    // Each dial comes exactly its delay after the one before.
+    const gaps = dialTimes.slice(1, 7).map((at, i) => at - (dialTimes[i] as number));
+    assert.deepEqual(gaps, expected);
     // Attempts count up and the last error is reported.
     const connecting = states.filter((s) => s.state === 'connecting');
     assert.deepEqual(
@@ -105,13 +106,14 @@ describe('Connector', () => {
       lastError: 'connect ECONNREFUSED 127.0.0.1:1',
     });
     assert.deepEqual(states.at(-1), { state: 'closed' });
-    assert.deepEqual(connector.state, { state: 'closed' });
+    assert.deepEqual(transport.state, { state: 'closed' });
   });
 
   it('start() twice runs one loop', async () => {
+    const clock = new FakeClock();
     const { events } = recorder();
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: () => {
         dials += 1;
         return Promise.reject(new Error('no'));
@@ -119,19 +121,23 @@ describe('Connector', () => {
       events,
       backoff: { ...SMALL_BACKOFF, initialMs: 10_000, maxMs: 10_000 },
       resetBackoffAfterMs: 1000,
+      clock,
     });
-    connector.start();
-    connector.start();
-    await sleep(30);
+    transport.start();
+    transport.start();
+    await clock.advance(9_999);
     assert.equal(dials, 1);
-    await connector.stop(0);
+    await clock.advance(1);
+    assert.equal(dials, 2);
+    await transport.stop(0);
   });
 
   it('does not reset the backoff when a connection drops quickly', async () => {
+    const clock = new FakeClock();
     const { events, states } = recorder();
     const connections: FakeConnection[] = [];
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => {
         dials += 1;
         if (dials <= 3) throw new Error(`fail ${dials}`);
@@ -142,26 +148,29 @@ describe('Connector', () => {
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 10_000,
+      clock,
     });
-    connector.start();
-    await waitFor(() => connections.length === 1);
-    assert.equal(connector.connection, connections[0]);
-    assert.equal(connector.state.state, 'connected');
+    transport.start();
+    await waitFor(clock, () => connections.length === 1);
+    assert.equal(transport.connection, connections[0]);
+    assert.equal(transport.state.state, 'connected');
+    await clock.advance(9_999);
     connections[0]?.drop('peer went away');
-    await waitFor(() => delays(states).length === 4);
-    assert.equal(connector.connection, undefined);
+    await waitFor(clock, () => delays(states).length === 4);
+    assert.equal(transport.connection, undefined);
     assert.deepEqual(delays(states), [20, 40, 80, 160]);
     const last = states.at(-1);
     assert.equal(last?.state, 'reconnecting');
     assert.equal(last?.state === 'reconnecting' ? last.lastError : '', 'peer went away');
-    await connector.stop(0);
+    await transport.stop(0);
   });
 
   it('resets the backoff after the connection stayed up for resetBackoffAfterMs', async () => {
+    const clock = new FakeClock();
     const { events, states } = recorder();
     const connections: FakeConnection[] = [];
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => {
         dials += 1;
         if (dials <= 3) throw new Error(`fail ${dials}`);
@@ -172,26 +181,31 @@ describe('Connector', () => {
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 50,
+      clock,
     });
-    connector.start();
-    await waitFor(() => connections.length === 1);
-    await sleep(80); // stays up longer than resetBackoffAfterMs
+    transport.start();
+    await waitFor(clock, () => connections.length === 1);
+    await clock.advance(50); // stays up exactly resetBackoffAfterMs
     connections[0]?.drop('peer went away');
-    await waitFor(() => delays(states).length === 4);
+    await waitFor(clock, () => delays(states).length === 4);
     assert.deepEqual(delays(states), [20, 40, 80, 20]);
     // After a drop the attempt counter starts again too.
     const last = states.at(-1);
     assert.deepEqual(last?.state === 'reconnecting' ? last.attempt : -1, 1);
     // And it reconnects: the next dial comes after the (reset) delay.
-    await waitFor(() => connections.length === 2);
-    await connector.stop(0);
+    await clock.advance(19);
+    assert.equal(connections.length, 1);
+    await clock.advance(1);
+    assert.equal(connections.length, 2);
+    await transport.stop(0);
     assert.equal(connections[1]?.closeCalls, 1);
   });
 
   it('stop() during a backoff wait ends the loop at once', async () => {
+    const clock = new FakeClock();
     const { events, states } = recorder();
     let dials = 0;
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: () => {
         dials += 1;
         return Promise.reject(new Error('refused'));
@@ -199,21 +213,23 @@ describe('Connector', () => {
       events,
       backoff: { ...SMALL_BACKOFF, initialMs: 60_000, maxMs: 60_000 },
       resetBackoffAfterMs: 1000,
+      clock,
     });
-    connector.start();
-    await waitFor(() => states.some((s) => s.state === 'reconnecting'));
-    const started = performance.now();
-    await connector.stop(0);
-    assert.ok(performance.now() - started < 1000, 'stop() did not wait out the 60 s delay');
-    await sleep(50);
+    transport.start();
+    await waitFor(clock, () => states.some((s) => s.state === 'reconnecting'));
+    await transport.stop(0);
+    // The wait's timer is gone with it: however long it would have been, nothing dials.
+    assert.equal(clock.pending, 0);
+    await clock.advance(120_000);
     assert.equal(dials, 1);
     assert.deepEqual(states.at(-1), { state: 'closed' });
   });
 
   it('stop() while connected closes the connection gracefully and never redials', async () => {
+    const clock = new FakeClock();
     const { events, states } = recorder();
     const connections: FakeConnection[] = [];
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => {
         const connection = new FakeConnection();
         connections.push(connection);
@@ -222,48 +238,56 @@ describe('Connector', () => {
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 1000,
+      clock,
     });
-    connector.start();
-    await waitFor(() => connections.length === 1);
-    await connector.stop(1000);
+    transport.start();
+    await waitFor(clock, () => connections.length === 1);
+    await transport.stop(1000);
     assert.equal(connections[0]?.closeCalls, 1);
     assert.equal(connections[0]?.destroyCalls, 0);
-    await sleep(60);
+    await clock.advance(10_000);
     assert.equal(connections.length, 1);
     assert.ok(!states.some((s) => s.state === 'reconnecting'));
-    assert.deepEqual(connector.state, { state: 'closed' });
+    assert.deepEqual(transport.state, { state: 'closed' });
   });
 
   it('stop() destroys a connection that does not close within the grace period', async () => {
+    const clock = new FakeClock();
     const { events } = recorder();
     const connection = new FakeConnection(false); // close() does not end it
-    const connector = new Connector({
+    const transport = new NativeClientTransport({
       dial: async () => connection,
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 1000,
+      clock,
     });
-    connector.start();
-    await waitFor(() => connector.connection === connection);
-    const started = performance.now();
-    // The grace timer is unref-ed (a real tunnel's socket keeps the process alive); the fake
-    // connection holds no handle, so keep the event loop alive for the test.
-    const keepAlive = setInterval(() => {}, 1000);
-    await connector.stop(40);
-    clearInterval(keepAlive);
-    const took = performance.now() - started;
+    transport.start();
+    await waitFor(clock, () => transport.connection === connection);
+    let stopped = false;
+    const stopping = transport.stop(40).then(() => {
+      stopped = true;
+    });
+    await clock.advance(39);
     assert.equal(connection.closeCalls, 1);
+    assert.equal(connection.destroyCalls, 0);
+    assert.equal(stopped, false);
+    await clock.advance(1);
+    await stopping;
     assert.equal(connection.destroyCalls, 1);
-    assert.ok(took >= 35 && took < 1000, `stop took ${took} ms`);
   });
 
   it('stop() during a dial destroys the connection that arrives late and does not redial', async () => {
+    const clock = new FakeClock();
     const { events, states } = recorder();
     let release!: (connection: TunnelConnection) => void;
     let dials = 0;
-    const connector = new Connector({
-      dial: () => {
+    let dialSignal: AbortSignal | undefined;
+    const transport = new NativeClientTransport({
+      // A dial that does not heed its signal: the connection still arrives, and is closed.
+      dial: (signal) => {
         dials += 1;
+        dialSignal = signal;
         return new Promise<TunnelConnection>((resolve) => {
           release = resolve;
         });
@@ -271,17 +295,114 @@ describe('Connector', () => {
       events,
       backoff: SMALL_BACKOFF,
       resetBackoffAfterMs: 1000,
+      clock,
     });
-    connector.start();
-    await waitFor(() => dials === 1);
-    const stopped = connector.stop(0);
+    transport.start();
+    await waitFor(clock, () => dials === 1);
+    const stopped = transport.stop(0);
+    // The dial is told why: the client is stopping.
+    assert.ok(dialSignal?.reason instanceof NatproxError);
+    assert.equal(dialSignal.reason.code, 'NATPROX_STOPPED');
     const late = new FakeConnection();
     release(late);
     await stopped;
     assert.equal(late.destroyCalls, 1);
-    assert.equal(connector.connection, undefined);
+    assert.equal(transport.connection, undefined);
     assert.ok(!states.some((s) => s.state === 'connected'));
-    await sleep(50);
+    await clock.advance(10_000);
     assert.equal(dials, 1);
+  });
+});
+
+describe('NatproxClient against a proxy that never answers', () => {
+  it('waitConnected() rejects with NATPROX_TUNNEL_FAILED and the state of each tunnel', async (t) => {
+    const sockets = new Set<Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    });
+    const { port } = server.address() as AddressInfo;
+    const client = new NatproxClient({
+      proxyUrl: new URL(`http://127.0.0.1:${port}`),
+      names: ['demo'],
+      allow: [],
+    });
+    client.start();
+    t.after(() => client.stop(0));
+    await assert.rejects(
+      client.waitConnected(50),
+      (err: unknown) =>
+        err instanceof NatproxError &&
+        err.code === 'NATPROX_TUNNEL_FAILED' &&
+        err.message === `not connected within 50 ms (127.0.0.1:${port}: connecting)`,
+    );
+  });
+
+  it('returns at once when the proxy accepts TCP and never answers', async (t) => {
+    // A "proxy" that takes the connection and says nothing: the upgrade would wait out the
+    // whole handshake timeout (10 s by default) before the client could stop.
+    const sockets = new Set<Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    });
+    const { port } = server.address() as AddressInfo;
+    const client = new NatproxClient({
+      proxyUrl: new URL(`http://127.0.0.1:${port}`),
+      names: ['demo'],
+      allow: [],
+    });
+    client.start();
+    for (let i = 0; i < 200 && sockets.size === 0; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(sockets.size, 1, 'the client dialled');
+    assert.equal(client.state.state, 'connecting');
+    const started = performance.now();
+    await client.stop(0);
+    const took = performance.now() - started;
+    assert.ok(took < 100, `stop() took ${took.toFixed(0)} ms`);
+    assert.equal(client.state.state, 'closed');
+  });
+
+  it('a PushProx client pinning the proxy certificate stops at once during the TLS handshake', async (t) => {
+    const sockets = new Set<Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    });
+    const { port } = server.address() as AddressInfo;
+    const client = new NatproxClient({
+      proxyUrl: new URL(`https://127.0.0.1:${port}`),
+      tls: { pinSha256: 'ab'.repeat(32) },
+      transport: 'pushprox',
+      names: ['demo'],
+      allow: [],
+    });
+    client.start();
+    for (let i = 0; i < 200 && sockets.size === 0; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(sockets.size, 1, 'the client dialled');
+    const started = performance.now();
+    await client.stop(0);
+    const took = performance.now() - started;
+    assert.ok(took < 100, `stop() took ${took.toFixed(0)} ms`);
+    assert.equal(client.state.state, 'closed');
   });
 });

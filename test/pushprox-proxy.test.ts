@@ -25,6 +25,7 @@ import {
   html504Response,
 } from './helpers/pushprox-peers.js';
 import { sha256 } from './helpers/hashes.js';
+import { FakeClock } from './helpers/fake-clock.js';
 
 function startGoClient(options: ConstructorParameters<typeof GoStyleClient>[0]): GoStyleClient {
   const client = new GoStyleClient(options);
@@ -252,8 +253,9 @@ describe('PushProx clients on natprox proxy', () => {
 
 describe('PushProx jam rules on natprox proxy', () => {
   it('no poll and none recently: 503 at once, and it leaves /clients after the re-poll grace', async () => {
+    const clock = new FakeClock();
     const { port } = await startProxy(after, {
-      longPoll: { repollGraceMs: 300 },
+      longPoll: { repollGraceMs: 300, clock },
     });
     const client = new GoStyleClient({ proxyPort: port, fqdn: 'gone' });
     let pollSocket: import('node:net').Socket | undefined;
@@ -262,11 +264,14 @@ describe('PushProx jam rules on natprox proxy', () => {
     });
     answer.catch(() => {});
     await eventually(() => clientsListed(port, 'gone'), 5000, 'the poll');
-    const lostAt = Date.now();
     pollSocket?.destroy();
     assert.equal(await clientsListed(port, 'gone'), true, 'listed between polls');
+    // The poll's end reaches the proxy, then the grace runs from it: listed up to its end.
+    await eventually(() => clock.pending > 0, 5000, 'the lapse timer');
+    await clock.advance(300);
+    assert.equal(await clientsListed(port, 'gone'), true, 'not before the grace');
+    await clock.advance(1);
     await eventually(async () => !(await clientsListed(port, 'gone')), 5000, 'lapse');
-    assert.ok(Date.now() - lostAt >= 250, 'not before the grace');
     const started = Date.now();
     const result = await scrapeThrough(port, 'http://gone:9100/metrics');
     assert.equal(result.status, 503, result.body);
@@ -275,12 +280,17 @@ describe('PushProx jam rules on natprox proxy', () => {
 
   it('a client that keeps a poll waiting stays listed past the re-poll grace; long polls outlive the header timeouts', async () => {
     const target = await startTarget((_req, res) => res.end('still here\n'), after);
+    const clock = new FakeClock();
     const { port } = await startProxy(after, {
-      longPoll: { repollGraceMs: 200 },
+      longPoll: { repollGraceMs: 200, clock },
       timeouts: { headersMs: 200 },
     });
     startGoClient({ proxyPort: port, fqdn: 'patient' });
     await eventually(() => clientsListed(port, 'patient'), 5000, 'the client');
+    // Far past the re-poll grace on the session's clock: the waiting poll keeps it listed.
+    await clock.advance(60_000);
+    assert.equal(await clientsListed(port, 'patient'), true);
+    // The header timeouts are Node's own timers, on real time: the poll outlives several.
     await new Promise((resolve) => setTimeout(resolve, 900));
     assert.equal(await clientsListed(port, 'patient'), true);
     const result = await within(

@@ -262,7 +262,7 @@ describe('CONNECT: https targets end to end', () => {
     const served: string[] = [];
     client.events.on('scrapeServed', (info) => served.push(info.outcome));
     const outcomes: string[] = [];
-    proxy.events.on('connectFinished', (info) => outcomes.push(info.outcome));
+    proxy.events.on('httpsConnectFinished', (info) => outcomes.push(info.outcome));
 
     const other = await connectThrough(port, `demo:${forbidden.port}`);
     other.socket.destroy();

@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import { formatHostPort } from '../util/host-port.js';
 
 /** One local target the client may fetch, for some methods and paths. */
@@ -41,7 +42,7 @@ export class Allowlist {
       const existing = this.byPort.get(target.port);
       const first = existing?.[0];
       if (first && first.host !== target.host) {
-        throw new Error(
+        throw new ConfigError(
           `port ${target.port} is allowed for two hosts (${formatHostPort(first.host, target.port)} and ${formatHostPort(target.host, target.port)}); a scrape names only the port, so each port may map to one host`,
         );
       }

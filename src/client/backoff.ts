@@ -1,4 +1,5 @@
 import { NatproxError } from '../errors.js';
+import { realClock, type Clock } from '../util/clock.js';
 
 export interface BackoffOptions {
   initialMs: number;
@@ -40,12 +41,25 @@ export function failureKind(err: unknown): FailureKind {
     : 'unreachable';
 }
 
+/** What a Backoff measures the time a tunnel stayed up with. */
+export interface BackoffTiming {
+  clock?: Clock;
+  /** A tunnel that stayed up this long starts the delays over when it drops; never if unset. */
+  resetAfterUpMs?: number;
+}
+
 /** Exponential, capped, jittered reconnect delays; reset once a connection has stayed up. */
 export class Backoff {
   private nextBaseMs: number;
+  private upSince: number | undefined = undefined;
+  private readonly clock: Clock;
 
-  constructor(private readonly options: BackoffOptions = DEFAULT_BACKOFF) {
+  constructor(
+    private readonly options: BackoffOptions = DEFAULT_BACKOFF,
+    private readonly timing: BackoffTiming = {},
+  ) {
     this.nextBaseMs = options.initialMs;
+    this.clock = timing.clock ?? realClock;
   }
 
   /** The delay before the next attempt; each call grows the one after it. */
@@ -60,5 +74,20 @@ export class Backoff {
 
   reset(): void {
     this.nextBaseMs = this.options.initialMs;
+  }
+
+  /** The tunnel is up from now. */
+  up(): void {
+    this.upSince = this.clock.now();
+  }
+
+  /** The tunnel that was up dropped: one that stayed up `resetAfterUpMs` starts over. */
+  down(): void {
+    const since = this.upSince;
+    this.upSince = undefined;
+    const after = this.timing.resetAfterUpMs;
+    if (since !== undefined && after !== undefined && this.clock.now() - since >= after) {
+      this.reset();
+    }
   }
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ServeOutcome } from '../wire/failures.js';
 import type { TunnelName } from './proxy-endpoint.js';
 
-/** The connector's state, readable by metrics, logs and status output. */
+/** A tunnel's state (native or PushProx), readable by metrics, logs and status output. */
 export type ConnectionState =
   | { state: 'connecting'; attempt: number }
   | { state: 'connected'; since: Date }

@@ -1,7 +1,7 @@
 import type { ConnectionState } from './client-events.js';
 
 /**
- * What the client runs to reach the proxy: the native tunnel's Connector, or PushProx
+ * What the client runs to reach the proxy: the native tunnel (NativeClientTransport) or PushProx
  * long-polling. Both announce their state through ClientEvents.
  */
 export interface ClientTransport {

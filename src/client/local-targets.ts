@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { realClock, type Clock } from '../util/clock.js';
 import { Agent, type Dispatcher } from 'undici';
 import { formatHostPort } from '../util/host-port.js';
 import type { Allowlist } from './allowlist.js';
@@ -57,6 +58,8 @@ export class LocalTargets {
   constructor(
     private readonly names: ReadonlySet<string>,
     private readonly allowlist: Allowlist,
+    /** What fetch deadlines run on; tests give a fake one. */
+    private readonly clock: Clock = realClock,
   ) {}
 
   /**
@@ -116,6 +119,7 @@ export class LocalTargets {
       this.inFlight,
       scrape.deadlineMs,
       `${secure ? 'https://' : ''}${hostPort}${path}`,
+      this.clock,
     );
     this.agent.dispatch(
       {

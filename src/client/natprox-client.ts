@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError, NatproxError } from '../errors.js';
 import { DEFAULT_HEARTBEAT } from '../wire/heartbeat.js';
 import { dialTunnel } from './native/tunnel-dialer.js';
 import { VERSION } from '../version.js';
@@ -6,9 +6,9 @@ import { Allowlist } from './allowlist.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { ClientEvents, type ConnectionState } from './client-events.js';
 import type { ClientOptions } from './client-options.js';
-import { Connector } from './native/connector.js';
+import { NativeClientTransport } from './native/native-client-transport.js';
 import { pushProxTransport } from './pushprox/pushprox-client.js';
-import { ConnectExecutor } from './native/connect-executor.js';
+import { HttpsConnectExecutor } from './native/https-connect-executor.js';
 import { clientProxies, type ProxyEndpoint, type TunnelName } from './proxy-endpoint.js';
 import { ProxyTunnels } from './proxy-tunnels.js';
 import { systemResolveHost } from './resolve-host.js';
@@ -25,7 +25,7 @@ const REMOVED_ADDRESS_GRACE_MS = 10_000;
 export class NatproxClient {
   readonly events = new ClientEvents();
   private readonly executor: ScrapeExecutor;
-  private readonly connects: ConnectExecutor;
+  private readonly httpsConnects: HttpsConnectExecutor;
   private readonly transport: ProxyTunnels;
   readonly allowlist: Allowlist;
   readonly proxies: ProxyEndpoint[];
@@ -35,7 +35,7 @@ export class NatproxClient {
     this.allowlist = new Allowlist(options.allow);
     const names = new Set(options.names);
     this.executor = new ScrapeExecutor(names, this.allowlist, this.events);
-    this.connects = new ConnectExecutor(names, this.allowlist, this.events);
+    this.httpsConnects = new HttpsConnectExecutor(names, this.allowlist, this.events);
     const registration = {
       names: options.names,
       labels: options.labels ?? {},
@@ -57,13 +57,14 @@ export class NatproxClient {
       removeGraceMs: REMOVED_ADDRESS_GRACE_MS,
       createTunnel: (endpoint, tunnel, address) => {
         if (pushprox) return pushProxTransport(options, endpoint, this.allowlist, this.events);
-        return new Connector({
+        return new NativeClientTransport({
           events: this.events,
           tunnel,
           backoff: options.backoff ?? DEFAULT_BACKOFF,
           resetBackoffAfterMs: options.resetBackoffAfterMs ?? 30_000,
-          dial: () =>
+          dial: (signal) =>
             dialTunnel({
+              signal,
               proxyUrl: endpoint.url,
               address,
               registration,
@@ -72,7 +73,7 @@ export class NatproxClient {
               handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
               heartbeat: options.heartbeat ?? DEFAULT_HEARTBEAT,
               onStream: (stream, headers) => {
-                if (headers[':method'] === 'CONNECT') this.connects.handle(stream, headers);
+                if (headers[':method'] === 'CONNECT') this.httpsConnects.handle(stream, headers);
                 else this.executor.handle(stream, headers);
               },
             }),
@@ -119,7 +120,7 @@ export class NatproxClient {
   async stop(graceMs = 10_000): Promise<void> {
     await this.transport.stop(graceMs);
     this.executor.close();
-    this.connects.close();
+    this.httpsConnects.close();
   }
 
   private waitUntil(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -133,7 +134,12 @@ export class NatproxClient {
               `${tunnel.proxy}${tunnel.address ? ` (${tunnel.address})` : ''}: ${state.state}`,
           )
           .join(', ');
-        reject(new Error(`not ${what} within ${timeoutMs} ms (${states || 'no tunnel yet'})`));
+        reject(
+          new NatproxError(
+            'NATPROX_TUNNEL_FAILED',
+            `not ${what} within ${timeoutMs} ms (${states || 'no tunnel yet'})`,
+          ),
+        );
       }, timeoutMs);
       const onState = (): void => {
         if (!done()) return;

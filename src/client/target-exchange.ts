@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { contentLength, headersFromRaw, statusHasNoBody } from '../util/headers.js';
 import { ignore } from '../util/ignore.js';
+import type { Clock, ClockTimer } from '../util/clock.js';
 import { abortRelayDestination, writeWithRoom } from '../util/relay-body.js';
 import type {
   BodyRelayOptions,
@@ -38,15 +39,17 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
   private phantomBody = false;
   /** undici's callbacks no longer concern this exchange (see phantomBody). */
   private detached = false;
-  private readonly deadline: NodeJS.Timeout;
+  private readonly deadline: ClockTimer;
 
   constructor(
     private readonly handlers: LocalFetchHandlers,
     private readonly inFlight: Set<TargetExchange>,
     private readonly deadlineMs: number,
     private readonly where: string,
+    /** The deadline's timer; the real clock costs nothing beyond the timer itself. */
+    private readonly clock: Clock,
   ) {
-    this.deadline = setTimeout(() => this.stop('deadline'), deadlineMs);
+    this.deadline = clock.setTimeout(() => this.stop('deadline'), deadlineMs);
     inFlight.add(this);
   }
 
@@ -197,7 +200,7 @@ export class TargetExchange implements Dispatcher.DispatchHandlers, LocalFetch, 
 
   private settle(): void {
     this.settled = true;
-    clearTimeout(this.deadline);
+    this.clock.clearTimeout(this.deadline);
     this.inFlight.delete(this);
   }
 }

@@ -15,7 +15,7 @@ export function createClientMetrics(events: ClientEvents): Registry {
     labelNames,
     registers: [registry],
   });
-  const connects = new Counter({
+  const tunnelConnects = new Counter({
     name: 'natprox_client_tunnel_connects_total',
     help: 'Tunnels established, per proxy (address).',
     labelNames,
@@ -48,13 +48,13 @@ export function createClientMetrics(events: ClientEvents): Registry {
     const labels = tunnelLabels(tunnel);
     up.set(labels, state.state === 'connected' ? 1 : 0);
     // Counters start at 0 for each tunnel, so rate() and increase() see the first event.
-    connects.inc(labels, state.state === 'connected' ? 1 : 0);
+    tunnelConnects.inc(labels, state.state === 'connected' ? 1 : 0);
     failures.inc(labels, state.state === 'reconnecting' ? 1 : 0);
   });
   events.on('tunnelRemoved', (tunnel) => {
     const labels = tunnelLabels(tunnel);
     up.remove(labels);
-    connects.remove(labels);
+    tunnelConnects.remove(labels);
     failures.remove(labels);
   });
   events.on('scrapeServed', (info) => {

@@ -50,7 +50,7 @@ export function logProxyEvents(
     ),
   );
   events.on('tunnelRejected', (info) => log.warn(info, 'client rejected'));
-  events.on('connectFinished', (info) => {
+  events.on('httpsConnectFinished', (info) => {
     if (REFUSALS.has(info.outcome)) {
       refusedConnects.record(`${info.outcome} ${info.reason ?? ''}`, () => scrapeLogFields(info));
       return;

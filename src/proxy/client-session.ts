@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Registration } from '../wire/protocol.js';
-import type { CancelSignal } from './cancellation.js';
 
 export type Transport = 'native' | 'pushprox';
 
@@ -40,7 +39,7 @@ export interface ScrapeResponse {
 }
 
 /** A byte stream to NAME:PORT, asked for with HTTP CONNECT (scrapes of https targets). */
-export interface ConnectRequest {
+export interface HttpsConnectRequest {
   name: string;
   port: number;
   /** Time the client has to connect to the target. */
@@ -48,7 +47,7 @@ export interface ConnectRequest {
 }
 
 /** 200 and a duplex to the target, or an error status with the reason as body. */
-export interface ConnectResponse extends ScrapeResponse {
+export interface HttpsConnectResponse extends ScrapeResponse {
   body: Duplex;
 }
 
@@ -71,9 +70,9 @@ export interface ClientSession {
    */
   readonly ready?: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
-  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse>;
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse>;
   /** Opens a byte stream to the target; undefined when the transport cannot (PushProx). */
-  connect?(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse>;
+  httpsConnect?(request: HttpsConnectRequest, signal: AbortSignal): Promise<HttpsConnectResponse>;
   /** Stops new scrapes; in-flight ones end with the connection. */
   close(reason: string): void;
   /** Tears the connection down at once, in-flight scrapes included (native tunnels). */

@@ -24,7 +24,7 @@ export interface ProxyEventMap {
   tunnelRejected: [info: { remoteAddress: string; status: number; reason: string }];
   scrapeFinished: [info: ScrapeFinished];
   /** A CONNECT tunnel (https target) ended; bytes count both directions. */
-  connectFinished: [info: ScrapeFinished];
+  httpsConnectFinished: [info: ScrapeFinished];
   /**
    * A connection the proxy closed because it asked for more work than one peer may (too
    * many pipelined requests, a tunnel's frame flood); `address` is the peer's IP address.

@@ -22,7 +22,7 @@ import { PollEndpoint, POLL_PATH, PUSH_PATH } from './pushprox/poll-endpoint.js'
 import type { LongPollTimings } from './pushprox/long-poll-session.js';
 import { AddressBlocks } from './address-blocks.js';
 import { answerClientError, MAX_HEADER_BYTES } from './client-error-response.js';
-import { ConnectHandler } from './connect-handler.js';
+import { HttpsConnectHandler } from './https-connect-handler.js';
 import { sendFailure, sendJson, sendText } from './plain-response.js';
 import { PipelineGuard } from './pipeline-guard.js';
 import { ProxyEvents } from './proxy-events.js';
@@ -108,7 +108,7 @@ export class NatproxProxy {
   private readonly server: http.Server;
   private readonly streams = new StreamCounter();
   private readonly scrapes: ScrapeHandler;
-  private readonly connects: ConnectHandler;
+  private readonly httpsConnects: HttpsConnectHandler;
   private readonly tunnels: TunnelEndpoint;
   private readonly longPolls: PollEndpoint;
   private options: ProxyOptions;
@@ -145,7 +145,7 @@ export class NatproxProxy {
       streams: this.streams,
     };
     this.scrapes = new ScrapeHandler(shared);
-    this.connects = new ConnectHandler(shared);
+    this.httpsConnects = new HttpsConnectHandler(shared);
     this.tunnels = new TunnelEndpoint({
       registry: this.registry,
       events: this.events,
@@ -204,7 +204,7 @@ export class NatproxProxy {
       this.tunnels.handleUpgrade(req, socket, head),
     );
     this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      if (this.authorizeScraper(req, socket)) this.connects.handle(req, socket, head);
+      if (this.authorizeScraper(req, socket)) this.httpsConnects.handle(req, socket, head);
     });
     this.server.on('clientError', answerClientError);
     // An idle keep-alive socket is covered by keepAliveTimeout; this catches the rest.

@@ -12,7 +12,6 @@ import {
   type ScrapeFailureCode,
 } from '../wire/failures.js';
 import { clientAnswerReason, ERROR_CODE_HEADER, INTERNAL_HEADER_PREFIX } from '../wire/protocol.js';
-import { Cancellation, type CancelSignal } from './cancellation.js';
 import type { ClientSession, ScrapeResponse } from './client-session.js';
 import { scrapeDeadlineMs } from './deadline.js';
 import { sendFailure } from './plain-response.js';
@@ -63,7 +62,7 @@ export class ScrapeHandler {
 class ProxiedScrape implements RelayOptions {
   private readonly startedAt = performance.now();
   private readonly policy: ScrapePolicy;
-  private readonly abort = new Cancellation();
+  private readonly abort = new AbortController();
   private name = '';
   private port = 0;
   private path = '';
@@ -186,7 +185,7 @@ class ProxiedScrape implements RelayOptions {
     // Stays on `res` when the scrape is done (`settled` guards it): res serves this request only.
     res.on('close', () => {
       if (!this.settled && !res.writableFinished) {
-        abort.abort(new Error('scraper closed the request'));
+        abort.abort(new NatproxError('NATPROX_SCRAPE_CANCELLED', 'scraper closed the request'));
       }
     });
 
@@ -200,7 +199,7 @@ class ProxiedScrape implements RelayOptions {
     const { name, port, method } = this;
     const pathAndQuery = `${url.pathname}${url.search}`;
     session
-      .scrape({ name, port, method, pathAndQuery, headers, deadlineMs, body }, abort)
+      .scrape({ name, port, method, pathAndQuery, headers, deadlineMs, body }, abort.signal)
       .then((response) => this.relay(response))
       .catch((err: unknown) => this.fail(err));
   }
@@ -282,9 +281,9 @@ class ProxiedScrape implements RelayOptions {
       return;
     }
     const { abort } = this;
-    const cause = abort.aborted ? abort.reason : err;
+    const cause = abort.signal.aborted ? (abort.signal.reason as unknown) : err;
     const outcome =
-      abortOutcome(abort, this.res) ??
+      abortOutcome(abort.signal, this.res) ??
       (this.tooLarge && err === this.tooLarge ? 'too_large' : 'client_lost');
     this.finish(outcome, status, `body cut off: ${errorMessage(cause)}`);
   }
@@ -292,7 +291,7 @@ class ProxiedScrape implements RelayOptions {
   /** No answer came: the scraper left, the deadline passed or the client was lost. */
   private fail(err: unknown): void {
     this.settle();
-    if (abortOutcome(this.abort, this.res) === 'cancelled') {
+    if (abortOutcome(this.abort.signal, this.res) === 'cancelled') {
       this.finish('cancelled', 0, 'scraper closed the request');
       return;
     }
@@ -352,7 +351,7 @@ class ProxiedScrape implements RelayOptions {
  * The request body as the session streams it: past `limit` bytes (a chunked body, whose
  * size nobody declared) the scrape is cancelled with NATPROX_REQUEST_TOO_LARGE (413).
  */
-function limitedBody(req: IncomingMessage, limit: number, abort: Cancellation): Readable {
+function limitedBody(req: IncomingMessage, limit: number, abort: AbortController): Readable {
   let seen = 0;
   req.on('error', ignore);
   return req.pipe(
@@ -389,7 +388,7 @@ const RETRY_AFTER = { 'retry-after': '1' };
 const MAX_EXPLANATION = 512;
 
 /** How an aborted scrape ended, by the abort's reason; undefined when it was not aborted. */
-function abortOutcome(signal: CancelSignal, res: ServerResponse): ScrapeOutcome | undefined {
+function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
   // The deadline (timeout) or a request body over the limit (too_large).

@@ -25,15 +25,20 @@ export function normalizeFingerprint(text: string): string | undefined {
  * With `address`, the TCP connection goes there, while SNI and the certificate check still
  * use `host`: one replica of several behind a name must still prove it is that name.
  */
-export function connectTls(
+export function dialTls(
   host: string,
   port: number,
   options: ClientTls | undefined,
   timeoutMs: number,
   address?: string,
+  signal?: AbortSignal,
 ): Promise<TLSSocket> {
   const pin = options?.pinSha256;
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const socket = tls.connect({
       host: address ?? host,
       port,
@@ -56,7 +61,13 @@ export function connectTls(
       address === undefined || address === host
         ? `${host}:${port}`
         : `${host}:${port} (${address})`;
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (message: string, cause?: unknown): void => {
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(new NatproxError('NATPROX_TUNNEL_FAILED', message, { cause }));
     };
@@ -71,6 +82,7 @@ export function connectTls(
       );
     });
     socket.once('secureConnect', () => {
+      signal?.removeEventListener('abort', onAbort);
       socket.setTimeout(0);
       if (pin !== undefined) {
         const actual = normalizeFingerprint(socket.getPeerCertificate().fingerprint256 ?? '');

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { NatproxError } from '../../errors.js';
 import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
 import { releaseOnPeerReset } from '../../wire/peer-reset.js';
-import { connectTls, type ClientTls } from '../../wire/tls-connect.js';
+import { dialTls, type ClientTls } from '../../wire/tls-connect.js';
 import {
   CONNECTION_WINDOW_BYTES,
   encodeRegistration,
@@ -33,6 +33,8 @@ export interface DialOptions {
   handshakeTimeoutMs: number;
   heartbeat: HeartbeatOptions;
   onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  /** Gives up the dial (TCP, TLS or the upgrade) at once, rejecting with the signal's reason. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The client's end of an established tunnel. */
@@ -63,14 +65,23 @@ export function tunnelUrl(proxyUrl: URL): URL {
 /**
  * Opens the tunnel: an HTTP/1.1 request asking to upgrade, then, after 101, the roles
  * reverse and this side serves HTTP/2 on the same socket. A refusal rejects with the
- * proxy's status and reason.
+ * proxy's status and reason; an aborted `signal` rejects with its reason.
  */
 export async function dialTunnel(options: DialOptions): Promise<TunnelConnection> {
   const url = tunnelUrl(options.proxyUrl);
   const secure = url.protocol === 'https:';
   const { host: hostname, port } = urlHostPort(url);
+  const { signal } = options;
+  signal?.throwIfAborted();
   const tlsSocket = secure
-    ? await connectTls(hostname, port, options.tls, options.handshakeTimeoutMs, options.address)
+    ? await dialTls(
+        hostname,
+        port,
+        options.tls,
+        options.handshakeTimeoutMs,
+        options.address,
+        signal,
+      )
     : undefined;
   const headers: Record<string, string> = {
     connection: 'Upgrade',
@@ -91,8 +102,21 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
   };
 
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      tlsSocket?.destroy();
+      reject(signal.reason);
+      return;
+    }
     const req = http.request(requestOptions);
+    const onAbort = (): void => {
+      req.destroy();
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // Settled one way or another: the signal no longer concerns this dial.
+    const unwatch = (): void => signal?.removeEventListener('abort', onAbort);
     const fail = (err: NatproxError): void => {
+      unwatch();
       req.destroy();
       reject(err);
     };
@@ -104,13 +128,14 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
         ),
       ),
     );
-    req.once('error', (err) =>
+    req.once('error', (err) => {
+      unwatch();
       reject(
         new NatproxError('NATPROX_TUNNEL_FAILED', `cannot reach ${url.host}: ${err.message}`, {
           cause: err,
         }),
-      ),
-    );
+      );
+    });
     req.once('response', (res) => {
       // Not upgraded: read the proxy's reason (bounded) and report it.
       let body = '';
@@ -134,6 +159,7 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
       });
     });
     req.once('upgrade', (res, socket: Socket, head: Buffer) => {
+      unwatch();
       req.setTimeout(0);
       const upgrade = String(res.headers.upgrade ?? '').toLowerCase();
       if (upgrade !== TUNNEL_UPGRADE_TOKEN) {

@@ -1,6 +1,6 @@
 import http, { type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { connectTls, type ClientTls } from '../../wire/tls-connect.js';
+import { dialTls, type ClientTls } from '../../wire/tls-connect.js';
 import { VERSION } from '../../version.js';
 import { urlHostPort } from '../../util/host-port.js';
 
@@ -52,7 +52,12 @@ export class ProxyHttp {
   }
 
   /** Opens a POST to `endpoint`; the caller writes the body and ends it. */
-  async post(endpoint: 'poll' | 'push', headers: OutgoingHttpHeaders): Promise<ClientRequest> {
+  /** `signal` gives up the TLS handshake of a pinned connection (the client is stopping). */
+  async post(
+    endpoint: 'poll' | 'push',
+    headers: OutgoingHttpHeaders,
+    signal?: AbortSignal,
+  ): Promise<ClientRequest> {
     const url = this.urlOf(endpoint);
     const secure = url.protocol === 'https:';
     const { host: hostname, port } = urlHostPort(url);
@@ -71,7 +76,14 @@ export class ProxyHttp {
     let request: ClientRequest;
     if (secure && this.tls?.pinSha256) {
       // A pinned certificate is checked on a connection of our own before anything is sent.
-      const socket = await connectTls(hostname, port, this.tls, TLS_HANDSHAKE_TIMEOUT_MS);
+      const socket = await dialTls(
+        hostname,
+        port,
+        this.tls,
+        TLS_HANDSHAKE_TIMEOUT_MS,
+        undefined,
+        signal,
+      );
       request = http.request({ ...options, createConnection: () => socket });
     } else if (secure) {
       request = https.request({ ...options, agent: this.httpsAgent });

@@ -3,6 +3,7 @@ import type { ClientEvents, ServeOutcome } from '../client-events.js';
 import type { LocalTargets } from '../local-targets.js';
 import type { LocalFetch, TargetResponse } from '../local-scrape.js';
 import { FAILURES, type ClientRefusalCode } from '../../wire/failures.js';
+import { NatproxError } from '../../errors.js';
 import {
   CLIENT_ANSWER_PREFIX,
   ERROR_CODE_HEADER,
@@ -62,7 +63,9 @@ export class PushExecutor {
         reason?: string,
       ) => {
         push.setTimeout(Math.max(1000, deadlineAt - Date.now() + 1000), () =>
-          push.destroy(new Error('the proxy did not take the push in time')),
+          push.destroy(
+            new NatproxError('NATPROX_TUNNEL_FAILED', 'the proxy did not take the push in time'),
+          ),
         );
         push.once('error', (err) => report('push_failed', status, `push failed: ${err.message}`));
         push.once('response', (answer: IncomingMessage) => {

@@ -1,9 +1,10 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff, failureKind, type BackoffOptions } from '../backoff.js';
+import { realClock, sleep, type Clock, type ClockTimer } from '../../util/clock.js';
+import type { BackoffOptions } from '../backoff.js';
 import type { ClientEvents, ConnectionState } from '../client-events.js';
 import type { ClientTransport } from '../client-transport.js';
 import type { TunnelName } from '../proxy-endpoint.js';
+import { ReconnectLoop, type AttemptControl } from '../reconnect-loop.js';
 import { errorMessage, NatproxError } from '../../errors.js';
 import type { PushExecutor } from './push-executor.js';
 import type { ProxyHttp } from './proxy-http.js';
@@ -24,6 +25,7 @@ export interface PushProxTransportOptions {
    * refusing it counts as accepted, and the client as connected.
    */
   acceptedAfterMs?: number;
+  clock?: Clock;
 }
 
 const DEFAULT_ACCEPTED_AFTER_MS = 500;
@@ -38,15 +40,23 @@ const MAX_REFUSAL_TEXT = 200;
  * as a request: a load balancer's HTML 504 is logged and retried, never parsed.
  */
 export class PushProxClientTransport implements ClientTransport {
-  private stateValue: ConnectionState = { state: 'connecting', attempt: 1 };
-  private readonly stopped = new AbortController();
-  private loop: Promise<void> | undefined;
+  private readonly loop: ReconnectLoop;
+  private readonly clock: Clock;
   private readonly inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly options: PushProxTransportOptions) {}
+  constructor(private readonly options: PushProxTransportOptions) {
+    this.clock = options.clock ?? realClock;
+    this.loop = new ReconnectLoop({
+      attempt: (control) => this.pollUntilRefused(control),
+      events: options.events,
+      backoff: options.backoff,
+      tunnel: options.tunnel,
+      clock: this.clock,
+    });
+  }
 
   get state(): ConnectionState {
-    return this.stateValue;
+    return this.loop.state;
   }
 
   /** Scrapes being served now. */
@@ -55,53 +65,47 @@ export class PushProxClientTransport implements ClientTransport {
   }
 
   start(): void {
-    this.loop ??= this.run();
+    this.loop.start();
   }
 
-  async stop(graceMs: number): Promise<void> {
-    this.stopped.abort();
-    await this.loop;
-    const all = Promise.all([...this.inFlight]);
-    await Promise.race([all, sleep(graceMs, undefined, { ref: false })]);
-    this.options.executor.close();
-    this.options.proxy.close();
-    this.setState({ state: 'closed' });
+  stop(graceMs: number): Promise<void> {
+    return this.loop.stop(async () => {
+      // The loop first: a poll that brought a scrape as it stopped adds it to inFlight.
+      await this.loop.ended;
+      const all = Promise.all([...this.inFlight]);
+      await Promise.race([all, sleep(this.clock, graceMs, undefined, { ref: false })]);
+      this.options.executor.close();
+      this.options.proxy.close();
+    });
   }
 
-  private async run(): Promise<void> {
-    const backoff = new Backoff(this.options.backoff);
-    let attempt = 1;
-    while (!this.stopped.signal.aborted) {
-      if (this.stateValue.state !== 'connected') this.setState({ state: 'connecting', attempt });
-      try {
-        const request = await this.poll();
-        backoff.reset();
-        attempt = 1;
-        this.markConnected();
-        const job: Promise<void> = this.options.executor
-          .run(request)
-          .finally(() => this.inFlight.delete(job));
-        this.inFlight.add(job);
-      } catch (err) {
-        if (this.stopped.signal.aborted) return;
-        attempt += 1;
-        const delayMs = backoff.next(failureKind(err));
-        this.setState({ state: 'reconnecting', attempt, delayMs, lastError: errorMessage(err) });
-        try {
-          await sleep(delayMs, undefined, { signal: this.stopped.signal });
-        } catch {
-          return;
-        }
-      }
+  /**
+   * Polls, runs each scrape a poll brings in the background and polls again at once, until
+   * a poll fails: the loop waits its delay then.
+   */
+  private async pollUntilRefused(control: AttemptControl): Promise<string> {
+    for (;;) {
+      const request = await this.poll(control);
+      control.resetBackoff();
+      control.up();
+      const job: Promise<void> = this.options.executor
+        .run(request)
+        .finally(() => this.inFlight.delete(job));
+      this.inFlight.add(job);
+      if (control.signal.aborted) throw control.signal.reason;
     }
   }
 
   /** One poll: resolves with the scrape it brought, rejects with what went wrong. */
-  private async poll(): Promise<PolledRequest> {
+  private async poll(control: AttemptControl): Promise<PolledRequest> {
     const where = this.options.proxy.urlOf('poll').href;
     let req: ClientRequest;
     try {
-      req = await this.options.proxy.post('poll', { 'content-type': 'text/plain; charset=utf-8' });
+      req = await this.options.proxy.post(
+        'poll',
+        { 'content-type': 'text/plain; charset=utf-8' },
+        control.signal,
+      );
     } catch (err) {
       throw new NatproxError(
         'NATPROX_TUNNEL_FAILED',
@@ -112,22 +116,22 @@ export class PushProxClientTransport implements ClientTransport {
       );
     }
     return new Promise((resolve, reject) => {
-      const signal = this.stopped.signal;
-      let acceptedTimer: NodeJS.Timeout | undefined;
+      const signal = control.signal;
+      let acceptedTimer: ClockTimer | undefined;
       const onStop = (): void => {
         req.destroy();
       };
       const settle = (): void => {
-        clearTimeout(acceptedTimer);
+        this.clock.clearTimeout(acceptedTimer);
         signal.removeEventListener('abort', onStop);
       };
       signal.addEventListener('abort', onStop, { once: true });
       req.once('finish', () => {
-        acceptedTimer = setTimeout(
-          () => this.markConnected(),
+        acceptedTimer = this.clock.setTimeout(
+          () => control.connected(),
           this.options.acceptedAfterMs ?? DEFAULT_ACCEPTED_AFTER_MS,
         );
-        acceptedTimer.unref();
+        acceptedTimer.unref?.();
       });
       req.once('error', (err) => {
         settle();
@@ -164,16 +168,6 @@ export class PushProxClientTransport implements ClientTransport {
       });
       req.end(this.options.name);
     });
-  }
-
-  private markConnected(): void {
-    if (this.stateValue.state === 'connected' || this.stopped.signal.aborted) return;
-    this.setState({ state: 'connected', since: new Date() });
-  }
-
-  private setState(state: ConnectionState): void {
-    this.stateValue = state;
-    this.options.events.emit('state', state, this.options.tunnel);
   }
 }
 

@@ -21,7 +21,7 @@ export function registerPerClientMetrics(
 ): void {
   const departed = new DepartedNames<undefined>(retention, (name) => {
     bytes.remove({ name });
-    connects.remove({ name });
+    tunnelConnects.remove({ name });
     for (const outcome of SCRAPE_OUTCOMES) scrapes.remove({ name, outcome });
   });
   new Gauge({
@@ -63,7 +63,7 @@ export function registerPerClientMetrics(
     labelNames: ['name'],
     registers: [registry],
   });
-  const connects = new Counter({
+  const tunnelConnects = new Counter({
     name: 'natprox_client_connects_total',
     help: 'Tunnels opened by the client serving a name (reconnects show as increases).',
     labelNames: ['name'],
@@ -77,11 +77,11 @@ export function registerPerClientMetrics(
     if (info.bytes > 0) bytes.inc({ name: info.name }, info.bytes);
   };
   events.on('scrapeFinished', record);
-  events.on('connectFinished', record);
+  events.on('httpsConnectFinished', record);
   events.on('tunnelConnected', (session) => {
     for (const name of session.registration.names) {
       departed.delete(name);
-      connects.inc({ name });
+      tunnelConnects.inc({ name });
     }
   });
   events.on('tunnelDisconnected', (session) => {

@@ -55,7 +55,7 @@ export function createProxyMetrics(
     help: 'Bytes relayed between clients and scrapers: response bodies, and CONNECT traffic both ways.',
     registers: [registry],
   });
-  const connects = new Counter({
+  const tunnelConnects = new Counter({
     name: 'natprox_tunnel_connects_total',
     help: 'Tunnels accepted.',
     labelNames: ['transport'],
@@ -86,11 +86,11 @@ export function createProxyMetrics(
     labelNames: ['outcome'],
     registers: [registry],
   });
-  events.on('connectFinished', (info) => {
+  events.on('httpsConnectFinished', (info) => {
     connectTunnels.inc({ outcome: info.outcome });
     if (info.bytes > 0) bytes.inc(info.bytes);
   });
-  events.on('tunnelConnected', (session) => connects.inc({ transport: session.transport }));
+  events.on('tunnelConnected', (session) => tunnelConnects.inc({ transport: session.transport }));
   events.on('tunnelDisconnected', (session) => disconnects.inc({ transport: session.transport }));
   events.on('tunnelRejected', (info) => rejections.inc({ status: String(info.status) }));
   return registry;

@@ -4,11 +4,10 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { NatproxError } from '../../errors.js';
 import { ignore } from '../../util/ignore.js';
-import type { CancelSignal } from '../cancellation.js';
 import type {
   ClientSession,
-  ConnectRequest,
-  ConnectResponse,
+  HttpsConnectRequest,
+  HttpsConnectResponse,
   ScrapeRequest,
   ScrapeResponse,
 } from '../client-session.js';
@@ -130,7 +129,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.closeReason !== undefined;
   }
 
-  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
     // A HEAD goes as a GET, as it always has: the scraper's response drops the body, and
     // every client answers a GET stream completely (the allowlist grants HEAD with GET).
     const method =
@@ -151,7 +150,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.openStream(headers, request.body === undefined, signal, request.body);
   }
 
-  connect(request: ConnectRequest, signal: AbortSignal): Promise<ConnectResponse> {
+  httpsConnect(request: HttpsConnectRequest, signal: AbortSignal): Promise<HttpsConnectResponse> {
     return this.openStream(
       {
         ':method': 'CONNECT',
@@ -170,9 +169,9 @@ export class ProxyTunnelSession implements ClientSession {
   private openStream(
     headers: OutgoingHttpHeaders,
     endStream: boolean,
-    signal: CancelSignal,
+    signal: AbortSignal,
     body?: Readable,
-  ): Promise<ConnectResponse> {
+  ): Promise<HttpsConnectResponse> {
     if (this.closed) {
       return Promise.reject(
         new NatproxError('NATPROX_CLIENT_LOST', `client connection is closed: ${this.closeReason}`),

@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { NatproxError } from '../../errors.js';
+import { realClock, type Clock, type ClockTimer } from '../../util/clock.js';
 import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../client-session.js';
-import type { CancelSignal } from '../cancellation.js';
 import type { Registration } from '../../wire/protocol.js';
 import { isClientMadeError, translateClientError } from './client-error.js';
 import type { PendingScrape, PendingScrapes } from './pending-scrapes.js';
@@ -23,6 +23,8 @@ export interface LongPollTimings {
    * client is gone: it leaves /clients and stops counting against any limit.
    */
   repollGraceMs: number;
+  /** What the grace is measured with (tests give a fake one); the real clock if not set. */
+  clock?: Clock | undefined;
 }
 
 export const DEFAULT_LONG_POLL_TIMINGS: LongPollTimings = {
@@ -40,7 +42,7 @@ interface QueuedScrape {
   request: ScrapeRequest;
   /** The request body, read in full: a poll answer carries it after the head. */
   body: Buffer | undefined;
-  signal: CancelSignal;
+  signal: AbortSignal;
   resolve: (response: ScrapeResponse) => void;
   reject: (err: unknown) => void;
   stopWatching: () => void;
@@ -58,17 +60,18 @@ const PROTOCOL_HEADERS = [ID_HEADER, REMAINING_TIMEOUT_HEADER, SCRAPE_TIMEOUT_SE
 export class LongPollSession implements ClientSession {
   readonly id = randomUUID();
   readonly transport = 'pushprox' as const;
-  readonly connectedAt = new Date();
+  readonly connectedAt: Date;
   readonly registration: Registration;
   private remote: string;
   private grant: string | undefined;
   private readonly polls: WaitingPoll[] = [];
   private readonly queue: QueuedScrape[] = [];
-  private lastPollAt = Date.now();
+  private lastPollAt: number;
+  private readonly clock: Clock;
   /** Scrapes handed to a poll whose push has not come back yet. */
   private dispatched = 0;
-  private lapseTimer: NodeJS.Timeout | undefined;
-  private graceTimer: NodeJS.Timeout | undefined;
+  private lapseTimer: ClockTimer | undefined;
+  private graceTimer: ClockTimer | undefined;
   private closeReason: string | undefined;
   private readonly closeListeners: Array<(reason: string) => void> = [];
 
@@ -80,6 +83,9 @@ export class LongPollSession implements ClientSession {
     private readonly pending: PendingScrapes,
     private readonly timings: LongPollTimings,
   ) {
+    this.clock = timings.clock ?? realClock;
+    this.connectedAt = new Date(this.clock.now());
+    this.lastPollAt = this.clock.now();
     this.registration = {
       names: [fqdn.toLowerCase()],
       labels: {},
@@ -118,7 +124,7 @@ export class LongPollSession implements ClientSession {
   addPoll(res: ServerResponse, remoteAddress: string, grantKey: string | undefined): void {
     this.remote = remoteAddress;
     this.grant = grantKey;
-    this.lastPollAt = Date.now();
+    this.lastPollAt = this.clock.now();
     this.disarmLapseTimer();
     const queued = this.queue.shift();
     if (queued) {
@@ -137,7 +143,7 @@ export class LongPollSession implements ClientSession {
     this.polls.push(poll);
   }
 
-  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
     if (request.body) {
       // A poll answer is one message: the body is read first (its size is limited already,
       // and the scrape's deadline and cancellation stop the reading).
@@ -150,7 +156,7 @@ export class LongPollSession implements ClientSession {
   private schedule(
     request: ScrapeRequest,
     body: Buffer | undefined,
-    signal: CancelSignal,
+    signal: AbortSignal,
   ): Promise<ScrapeResponse> {
     if (this.closed) {
       return Promise.reject(
@@ -173,7 +179,7 @@ export class LongPollSession implements ClientSession {
         this.afterPollEnded();
         return;
       }
-      const sincePollMs = Date.now() - this.lastPollAt;
+      const sincePollMs = this.clock.now() - this.lastPollAt;
       if (sincePollMs > this.timings.repollGraceMs) {
         reject(this.notPolling(sincePollMs));
         return;
@@ -194,7 +200,7 @@ export class LongPollSession implements ClientSession {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
     this.disarmLapseTimer();
-    clearTimeout(this.graceTimer);
+    this.clock.clearTimeout(this.graceTimer);
     for (const poll of this.polls.splice(0)) {
       poll.stopWatching();
       if (!poll.res.headersSent && !poll.res.destroyed) {
@@ -261,7 +267,7 @@ export class LongPollSession implements ClientSession {
           return;
         }
         cleanup();
-        this.lastPollAt = Date.now();
+        this.lastPollAt = this.clock.now();
         this.toScrapeResponse(pushed).then(queued.resolve, queued.reject);
       },
     };
@@ -339,10 +345,10 @@ export class LongPollSession implements ClientSession {
   /** Scrapes still queued when the grace runs out were waiting for a client that stopped. */
   private armGraceTimer(): void {
     if (this.graceTimer !== undefined) return;
-    const waitMs = Math.max(0, this.lastPollAt + this.timings.repollGraceMs - Date.now());
-    this.graceTimer = setTimeout(() => {
+    const waitMs = Math.max(0, this.lastPollAt + this.timings.repollGraceMs - this.clock.now());
+    this.graceTimer = this.clock.setTimeout(() => {
       this.graceTimer = undefined;
-      const sincePollMs = Date.now() - this.lastPollAt;
+      const sincePollMs = this.clock.now() - this.lastPollAt;
       if (sincePollMs < this.timings.repollGraceMs) {
         if (this.queue.length > 0) this.armGraceTimer();
         return;
@@ -352,11 +358,11 @@ export class LongPollSession implements ClientSession {
         queued.reject(this.notPolling(sincePollMs));
       }
     }, waitMs + 1);
-    this.graceTimer.unref();
+    this.graceTimer.unref?.();
   }
 
   private afterPollEnded(): void {
-    this.lastPollAt = Date.now();
+    this.lastPollAt = this.clock.now();
     if (this.polls.length === 0) this.armLapseTimer();
   }
 
@@ -369,11 +375,11 @@ export class LongPollSession implements ClientSession {
   private armLapseTimer(): void {
     this.disarmLapseTimer();
     if (this.closed) return;
-    const waitMs = Math.max(0, this.lastPollAt + this.timings.repollGraceMs - Date.now());
-    this.lapseTimer = setTimeout(() => {
+    const waitMs = Math.max(0, this.lastPollAt + this.timings.repollGraceMs - this.clock.now());
+    this.lapseTimer = this.clock.setTimeout(() => {
       this.lapseTimer = undefined;
       if (this.polls.length > 0 || this.dispatched > 0) return;
-      const sincePollMs = Date.now() - this.lastPollAt;
+      const sincePollMs = this.clock.now() - this.lastPollAt;
       if (sincePollMs < this.timings.repollGraceMs) {
         this.armLapseTimer();
         return;
@@ -384,11 +390,11 @@ export class LongPollSession implements ClientSession {
       }
       this.close(`no poll for ${Math.round(sincePollMs / 1000)} s`);
     }, waitMs + 1);
-    this.lapseTimer.unref();
+    this.lapseTimer.unref?.();
   }
 
   private disarmLapseTimer(): void {
-    clearTimeout(this.lapseTimer);
+    this.clock.clearTimeout(this.lapseTimer);
     this.lapseTimer = undefined;
   }
 }
@@ -398,7 +404,7 @@ function isOpen(res: ServerResponse): boolean {
 }
 
 /** All of `source`; rejects with the signal's reason when the scrape is cancelled first. */
-function readWhole(source: Readable, signal: CancelSignal): Promise<Buffer> {
+function readWhole(source: Readable, signal: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const onAbort = (): void => {

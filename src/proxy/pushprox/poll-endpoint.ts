@@ -1,3 +1,4 @@
+import { NatproxError } from '../../errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientGrant } from '../../auth/client-grants.js';
 import { sendText } from '../plain-response.js';
@@ -274,7 +275,14 @@ function readSmallBody(req: IncomingMessage, maxBytes: number): Promise<string> 
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size <= maxBytes) chunks.push(chunk);
-      else reject(new Error(`the poll body must be one FQDN, at most ${maxBytes} bytes`));
+      else {
+        reject(
+          new NatproxError(
+            'NATPROX_BAD_REQUEST',
+            `the poll body must be one FQDN, at most ${maxBytes} bytes`,
+          ),
+        );
+      }
     });
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.once('error', reject);

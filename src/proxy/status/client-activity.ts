@@ -67,7 +67,7 @@ export class ClientActivity {
       }
     });
     events.on('scrapeFinished', (info) => this.record(info));
-    events.on('connectFinished', (info) => this.record(info));
+    events.on('httpsConnectFinished', (info) => this.record(info));
   }
 
   /** The latest scrape of any of these names. */

@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { NatproxError } from '../../errors.js';
 
 /** How a message body is delimited (RFC 9112 section 6.3). */
 export type BodyFraming =
@@ -78,7 +79,10 @@ export class BodyDecoder extends Transform {
       at = newline < 0 ? input.length : newline + 1;
       // Checked before the text is made, so an endless line is never held whole.
       if (this.line.length + piece.length > MAX_CHUNK_LINE_BYTES) {
-        return new Error(`chunked body: a line is longer than ${MAX_CHUNK_LINE_BYTES} bytes`);
+        return new NatproxError(
+          'NATPROX_BAD_REQUEST',
+          `chunked body: a line is longer than ${MAX_CHUNK_LINE_BYTES} bytes`,
+        );
       }
       this.line += piece.toString('latin1');
       if (newline < 0) break;
@@ -92,21 +96,31 @@ export class BodyDecoder extends Transform {
 
   private onLine(line: string): Error | undefined {
     if (this.state === 'data-crlf') {
-      if (line !== '') return new Error('chunked body: chunk data not followed by CRLF');
+      if (line !== '')
+        return new NatproxError(
+          'NATPROX_BAD_REQUEST',
+          'chunked body: chunk data not followed by CRLF',
+        );
       this.state = 'size';
       return undefined;
     }
     if (this.state === 'trailers') {
       this.trailerBytes += line.length;
       if (this.trailerBytes > MAX_TRAILER_BYTES) {
-        return new Error(`chunked body: trailers exceed ${MAX_TRAILER_BYTES} bytes`);
+        return new NatproxError(
+          'NATPROX_BAD_REQUEST',
+          `chunked body: trailers exceed ${MAX_TRAILER_BYTES} bytes`,
+        );
       }
       if (line === '') this.state = 'done';
       return undefined;
     }
     const sizeText = line.split(';')[0]?.trim() ?? '';
     if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) {
-      return new Error(`chunked body: bad chunk size "${sizeText.slice(0, 20)}"`);
+      return new NatproxError(
+        'NATPROX_BAD_REQUEST',
+        `chunked body: bad chunk size "${sizeText.slice(0, 20)}"`,
+      );
     }
     const size = parseInt(sizeText, 16);
     if (size === 0) this.state = 'trailers';

@@ -1,3 +1,4 @@
+import { NatproxError } from '../../errors.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { statusHasNoBody } from '../../util/headers.js';
@@ -52,7 +53,7 @@ export function readPushedResponse(
       if (settled) return;
       settled = true;
       stopReadingHead();
-      reject(new Error(reason));
+      reject(new NatproxError('NATPROX_BAD_REQUEST', reason));
     };
     const onData = (chunk: Buffer): void => {
       const window = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
@@ -74,7 +75,7 @@ export function readPushedResponse(
       settled = true;
       const parsed = parseHead(buffered.subarray(0, end));
       if (typeof parsed === 'string') {
-        reject(new Error(parsed));
+        reject(new NatproxError('NATPROX_BAD_REQUEST', parsed));
         return;
       }
       const body = new BodyDecoder(parsed.framing);
@@ -89,7 +90,12 @@ export function readPushedResponse(
       });
       source.once('close', () => {
         if (!sourceEnded)
-          body.destroy(new Error('the push connection closed before the body ended'));
+          body.destroy(
+            new NatproxError(
+              'NATPROX_CLIENT_LOST',
+              'the push connection closed before the body ended',
+            ),
+          );
       });
       source.pipe(body);
       if (sourceEnded || source.readableEnded) body.end();

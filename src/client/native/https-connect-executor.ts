@@ -17,7 +17,7 @@ const TLS_HANDSHAKE_RECORD = 0x16;
  * Serves CONNECT streams (scrapes of https targets): connects to the allowlisted target
  * and relays bytes both ways, so TLS runs end to end between the scraper and the target.
  */
-export class ConnectExecutor {
+export class HttpsConnectExecutor {
   private readonly sockets = new Set<net.Socket>();
 
   constructor(

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorMessage } from '../errors.js';
+import { errorMessage, NatproxError } from '../errors.js';
 import { failureFor, proxyOutcomeOfCode, type ScrapeFailureCode } from '../wire/failures.js';
 import { clientAnswerReason, ERROR_CODE_HEADER } from '../wire/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
@@ -13,7 +13,7 @@ import type { SessionRegistry } from './session-registry.js';
 import { busyReason, type StreamCounter } from './stream-counter.js';
 import { writeRawResponse } from './raw-response.js';
 
-export interface ConnectHandlerOptions {
+export interface HttpsConnectHandlerOptions {
   registry: SessionRegistry;
   events: ProxyEvents;
   policy: () => ScrapePolicy;
@@ -28,8 +28,8 @@ const MAX_REASON_BYTES = 4096;
  * an HTTP/2 CONNECT stream to the client, which connects to its allowlisted target, and then
  * relays bytes both ways. TLS runs end to end between the scraper and the target.
  */
-export class ConnectHandler {
-  constructor(private readonly options: ConnectHandlerOptions) {}
+export class HttpsConnectHandler {
+  constructor(private readonly options: HttpsConnectHandlerOptions) {}
 
   handle(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const startedAt = performance.now();
@@ -40,7 +40,7 @@ export class ConnectHandler {
     let bytes = 0;
     let sessionId: string | undefined = undefined; // known once the session is found
     const finish = (outcome: ScrapeOutcome, status: number, reason?: string): void => {
-      this.options.events.emit('connectFinished', {
+      this.options.events.emit('httpsConnectFinished', {
         name,
         port,
         path: '',
@@ -64,7 +64,7 @@ export class ConnectHandler {
       return;
     }
     const session = this.options.registry.lookup(name);
-    if (!session?.connect) {
+    if (!session?.httpsConnect) {
       refuse(
         'NATPROX_NO_CLIENT',
         session
@@ -84,15 +84,19 @@ export class ConnectHandler {
       return;
     }
     const abort = new AbortController();
-    const onSocketGone = (): void => abort.abort(new Error('scraper closed the connection'));
+    const onSocketGone = (): void =>
+      abort.abort(new NatproxError('NATPROX_SCRAPE_CANCELLED', 'scraper closed the connection'));
     socket.once('close', onSocketGone);
     const connectTimeoutMs = policy.defaultScrapeTimeoutMs;
     const timer = setTimeout(
-      () => abort.abort(new Error(`no connection within ${connectTimeoutMs} ms`)),
+      () =>
+        abort.abort(
+          new NatproxError('NATPROX_SCRAPE_TIMEOUT', `no connection within ${connectTimeoutMs} ms`),
+        ),
       connectTimeoutMs,
     );
 
-    session.connect({ name, port, connectTimeoutMs }, abort.signal).then(
+    session.httpsConnect({ name, port, connectTimeoutMs }, abort.signal).then(
       (response) => {
         clearTimeout(timer);
         socket.off('close', onSocketGone);
