@@ -12,7 +12,9 @@ export type NatproxErrorCode =
   | 'NATPROX_UNAUTHORIZED'
   | 'NATPROX_TUNNEL_FAILED'
   | 'NATPROX_RESPONSE_TOO_LARGE'
-  | 'NATPROX_REQUEST_TOO_LARGE';
+  | 'NATPROX_REQUEST_TOO_LARGE'
+  /** A body read into memory (src/util/read-limited.ts) was over its limit. */
+  | 'NATPROX_BODY_TOO_LARGE';
 
 export class NatproxError extends Error {
   readonly code: NatproxErrorCode;
