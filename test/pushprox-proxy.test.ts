@@ -19,9 +19,11 @@ import {
 import {
   basicAuth,
   GoStyleClient,
+  goPost,
   goResponseHead,
   parseMessage,
   parsePolledRequest,
+  rawExchange,
   html504Response,
 } from './helpers/pushprox-peers.js';
 import { sha256 } from './helpers/hashes.js';
@@ -248,6 +250,18 @@ describe('PushProx clients on natprox proxy', () => {
       assert.equal(result.status, 200, result.body);
       assert.equal(result.body, `body /m${i}\n`);
     });
+  });
+});
+
+describe('PushProx poll body limit on natprox proxy', () => {
+  it('a poll body over 1024 bytes (one FQDN is far shorter) gets 413 naming the limit', async () => {
+    const { port } = await startProxy(after);
+    const raw = await rawExchange(port, goPost(port, '/poll', 'a'.repeat(1025)), {
+      timeoutMs: 5000,
+    });
+    const answer = raw.toString();
+    assert.match(answer, /^HTTP\/1\.1 413 /, answer);
+    assert.match(answer, /the poll body \(one FQDN\) is over the limit of 1024 bytes/);
   });
 });
 
