@@ -12,6 +12,7 @@ declare -A PACKAGE_OF=(
   [promtool]=prometheus
   [prometheus-node-exporter]=prometheus-node-exporter
   [nginx]=nginx-light
+  [systemd-analyze]=systemd
 )
 # nginx lives in /usr/sbin, which a non-root PATH may leave out.
 PATH="$PATH:/usr/sbin"

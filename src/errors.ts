@@ -18,7 +18,9 @@ export type NatproxErrorCode =
   /** The scraper closed its request before the answer was through. */
   | 'NATPROX_SCRAPE_CANCELLED'
   /** The client or proxy is stopping: what it was waiting for will not come. */
-  | 'NATPROX_STOPPED';
+  | 'NATPROX_STOPPED'
+  /** A body read into memory (src/util/read-limited.ts) was over its limit. */
+  | 'NATPROX_BODY_TOO_LARGE';
 
 export class NatproxError extends Error {
   readonly code: NatproxErrorCode;

@@ -9,6 +9,12 @@ import { after, describe, it } from 'node:test';
 import { connectThrough } from './helpers/raw-http.js';
 import { eventually, startClient, startProxy, within } from './helpers/loopback.js';
 
+/**
+ * "At once", against "never": a connection the bug keeps stays open for good (the heartbeat
+ * gets its pongs), so a wait this long tells them apart on a machine however loaded.
+ */
+const CLOSES_WITHIN_MS = 10_000;
+
 /** Listens on 127.0.0.1 until the file's tests are done; returns the port. */
 async function listenOnLoopback(server: net.Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -73,11 +79,9 @@ describe('CONNECT tunnel closed by the scraper mid-answer', () => {
     );
     tunnel.socket.pause();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const started = performance.now();
     tunnel.socket.destroy();
-    await within(target.closed, 5000, "the target's connection to close");
-    const elapsedMs = performance.now() - started;
-    assert.ok(elapsedMs < 2000, `closed after ${elapsedMs.toFixed(0)} ms`);
+    // A connection kept by its queued bytes stays for good (nothing times it out here).
+    await within(target.closed, CLOSES_WITHIN_MS, "the target's connection to close");
   });
 });
 
@@ -95,10 +99,8 @@ describe('CONNECT tunnel closed by its target', () => {
         const chunk = Buffer.alloc(1024 * 1024, 0x16);
         for (let i = 0; i < 64; i += 1) tunnel.socket.write(chunk);
       }
-      const started = performance.now();
-      await within(closed, 5000, "the scraper's connection to close");
-      const elapsedMs = performance.now() - started;
-      assert.ok(elapsedMs < 2000, `closed after ${elapsedMs.toFixed(0)} ms`);
+      // A connection kept by its queued bytes stays for good (nothing times it out here).
+      await within(closed, CLOSES_WITHIN_MS, "the scraper's connection to close");
       await eventually(() => outcomes.length === 1, 2000, 'the CONNECT reported');
       assert.deepEqual(outcomes, ['ok']);
     });

@@ -93,16 +93,16 @@ describe('no jam after timed-out and cancelled scrapes', () => {
       );
       for (const scrape of cancelled) scrape.req.destroy();
 
-      // 3. Immediately: a normal scrape is served at once.
-      const started = performance.now();
-      const fresh = await scrapeThrough(port, `${base}/fresh`);
-      const elapsedMs = performance.now() - started;
+      // 3. Immediately: a normal scrape is served at once. Its deadline is 30 s, as long as
+      // the abandoned ones': had it to wait for them to give up their slots or connections,
+      // it would miss 10 s by far (a bound no load on this machine comes near).
+      const fresh = await within(
+        scrapeThrough(port, `${base}/fresh`, { 'x-prometheus-scrape-timeout-seconds': '30' }),
+        10_000,
+        `round ${round}: the scrape after the abandoned ones`,
+      );
       assert.equal(fresh.status, 200, `round ${round}: ${fresh.body}`);
       assert.equal(fresh.body, 'fresh');
-      assert.ok(
-        elapsedMs < 500,
-        `round ${round}: the scrape after the abandoned ones took ${elapsedMs.toFixed(0)} ms`,
-      );
 
       // 4. Nothing is left behind: no stream in flight, no local fetch open.
       await eventually(() => open.size === 0, 3000, `round ${round}: target requests to close`);

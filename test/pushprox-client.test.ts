@@ -114,7 +114,6 @@ describe('natprox client --transport pushprox against a PushProx proxy', () => {
     const fake = await startFakeProxy();
     startPushProxClient(fake, 'node-c', [{ host: '127.0.0.1', port: target.port }]);
     await eventually(() => fake.livePolls('node-c') === 1, 5000, 'a waiting poll');
-    const started = Date.now();
     const result = await within(
       scrapeThrough(fake.port, `http://node-c:${target.port}/m`, {
         'x-prometheus-scrape-timeout-seconds': '0.3',
@@ -122,9 +121,9 @@ describe('natprox client --transport pushprox against a PushProx proxy', () => {
       5000,
       'scrape',
     );
-    // Whichever is first: the client's 504 push or the fake proxy's own timeout (500).
+    // Whichever is first: the client's 504 push or the fake proxy's own timeout (500). The
+    // pushed 504 below is the proof: a client that waited for the target would push its 200.
     assert.ok([504, 500].includes(result.status), `${result.status} ${result.body}`);
-    assert.ok(Date.now() - started < 2000);
     await eventually(() => fake.pushes.length === 1, 5000, 'the push');
     assert.match(fake.pushes[0]?.startLine ?? '', /^HTTP\/1\.1 504 /);
   });

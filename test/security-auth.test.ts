@@ -425,6 +425,18 @@ describe('natprox token and natprox hash-password', { concurrency: true }, () =>
     const empty = await natprox(['hash-password'], '');
     assert.equal(empty.code, 2, empty.stdout);
   });
+
+  it('natprox hash-password reads at most 4096 bytes of stdin', async () => {
+    const [atLimit, over] = await Promise.all([
+      natprox(['hash-password'], 'p'.repeat(4096)),
+      natprox(['hash-password'], 'p'.repeat(4097)),
+    ]);
+    assert.equal(atLimit.code, 0, atLimit.stderr);
+    assert.match(atLimit.stdout, new RegExp(`password_sha256: "${sha256('p'.repeat(4096))}"`));
+    assert.equal(over.code, 2, over.stdout);
+    assert.match(over.stderr, /stdin holds over 4096 bytes; expected one password/);
+    assert.equal(over.stdout, '');
+  });
 });
 
 async function waitForRecord(

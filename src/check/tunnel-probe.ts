@@ -11,6 +11,7 @@ import {
   TUNNEL_UPGRADE_TOKEN,
   type Registration,
 } from '../wire/protocol.js';
+import { readLimited } from '../util/read-limited.js';
 import { VERSION } from '../version.js';
 import { failed, notChecked, passed, STEP, type StepOutcome } from './outcome.js';
 
@@ -28,7 +29,7 @@ export interface TunnelProbeOptions {
   timeoutMs: number;
 }
 
-const MAX_BODY_CHARS = 4096;
+const MAX_BODY_BYTES = 4096;
 
 /**
  * Sends the client's own upgrade request on `socket` (TCP, or TLS already verified), marked
@@ -69,21 +70,19 @@ export function probeTunnel(socket: Socket, options: TunnelProbeOptions): Promis
       finish({ kind: 'upgraded' });
     });
     req.once('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        if (body.length < MAX_BODY_CHARS) body += chunk;
-      });
-      const done = (): void =>
+      // What arrived of the body, also when it broke off: the start says why.
+      void readLimited(res, MAX_BODY_BYTES, {
+        onOver: 'truncate',
+        rest: 'drain',
+        onBreak: 'resolve',
+      }).then((body) =>
         finish({
           kind: 'response',
           status: res.statusCode ?? 0,
           headers: res.headers,
-          body: body.slice(0, MAX_BODY_CHARS).trim(),
-        });
-      res.once('end', done);
-      res.once('aborted', done);
-      res.once('error', done);
+          body: body.toString('utf8').trim(),
+        }),
+      );
     });
     req.end();
   });

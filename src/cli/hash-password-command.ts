@@ -1,4 +1,6 @@
 import { sha256Hex } from '../auth/secret-hash.js';
+import { NatproxError } from '../errors.js';
+import { readLimited } from '../util/read-limited.js';
 import { HASH_PASSWORD_HELP } from './help.js';
 import { parseFlags } from './parse-flags.js';
 import { UsageError } from './usage-error.js';
@@ -28,19 +30,18 @@ export async function hashPasswordCommand(args: string[]): Promise<number> {
 }
 
 async function readAll(): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_PASSWORD_BYTES) {
+  try {
+    const text = await readLimited(process.stdin, MAX_PASSWORD_BYTES, { onOver: 'reject' });
+    return text.toString('utf8');
+  } catch (err) {
+    if (err instanceof NatproxError && err.code === 'NATPROX_BODY_TOO_LARGE') {
       throw new UsageError(
         `stdin holds over ${MAX_PASSWORD_BYTES} bytes; expected one password`,
         'hash-password',
       );
     }
-    chunks.push(chunk);
+    throw err;
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Reads one line from the terminal without echoing it. */

@@ -5,6 +5,7 @@ import { errorMessage, NatproxError } from '../errors.js';
 import { failureFor, proxyOutcomeOfCode, type ScrapeFailureCode } from '../wire/failures.js';
 import { clientAnswerReason, ERROR_CODE_HEADER } from '../wire/protocol.js';
 import { parseHostPort } from '../util/host-port.js';
+import { readLimited } from '../util/read-limited.js';
 import { ignore } from '../util/ignore.js';
 import { redactUrl } from '../util/redact-url.js';
 import type { ProxyEvents, ScrapeOutcome } from './proxy-events.js';
@@ -157,12 +158,20 @@ export class HttpsConnectHandler {
   }
 }
 
+/**
+ * The client's reason for refusing, as much of it as arrived, once its stream has closed
+ * (the stream's slot is released then, not at the end of its body).
+ */
 function readReason(stream: Duplex, done: (text: string) => void): void {
-  let text = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    if (text.length < MAX_REASON_BYTES) text += chunk;
-  });
-  stream.once('close', () => done(clientAnswerReason(text) ?? 'the client refused the connection'));
   stream.on('error', ignore);
+  const reason = readLimited(stream, MAX_REASON_BYTES, {
+    onOver: 'truncate',
+    rest: 'drain',
+    onBreak: 'resolve',
+  });
+  stream.once('close', () => {
+    void reason.then((text) =>
+      done(clientAnswerReason(text.toString('utf8')) ?? 'the client refused the connection'),
+    );
+  });
 }

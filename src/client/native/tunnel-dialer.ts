@@ -18,6 +18,11 @@ import {
   type Registration,
 } from '../../wire/protocol.js';
 import { urlHostPort } from '../../util/host-port.js';
+import { ignore } from '../../util/ignore.js';
+import { readLimited } from '../../util/read-limited.js';
+
+/** How much of a refusal's body the client keeps to report (the proxy's reason). */
+const MAX_REFUSAL_BYTES = 2048;
 
 export interface DialOptions {
   proxyUrl: URL;
@@ -137,14 +142,10 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
       );
     });
     req.once('response', (res) => {
-      // Not upgraded: read the proxy's reason (bounded) and report it.
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        if (body.length < 2048) body += chunk;
-      });
-      res.once('end', () => {
-        const reason = body.trim().slice(0, 2048) || res.statusMessage || '';
+      // Not upgraded: read the proxy's reason (bounded) and report it. One that breaks off
+      // is reported by the request's error or timeout.
+      readLimited(res, MAX_REFUSAL_BYTES, { onOver: 'truncate', rest: 'drain' }).then((body) => {
+        const reason = body.toString('utf8').trim() || res.statusMessage || '';
         const hint =
           res.statusCode === 200
             ? ' (an intermediary answered instead of passing the Upgrade through)'
@@ -156,7 +157,7 @@ export async function dialTunnel(options: DialOptions): Promise<TunnelConnection
             { httpStatus: res.statusCode },
           ),
         );
-      });
+      }, ignore);
     });
     req.once('upgrade', (res, socket: Socket, head: Buffer) => {
       unwatch();

@@ -10,6 +10,7 @@ import {
   INTERNAL_HEADER_PREFIX,
 } from '../../wire/protocol.js';
 import { contentLength, endToEndHeaders } from '../../util/headers.js';
+import { readLimited } from '../../util/read-limited.js';
 import type { ProxyHttp } from './proxy-http.js';
 import type { PolledRequest } from '../../wire/pushprox/request-reader.js';
 import { ChunkEncoder, writeResponseHead } from '../../wire/pushprox/response-writer.js';
@@ -180,10 +181,8 @@ function withoutId<T extends Record<string, unknown>>(headers: T): T {
   return copy;
 }
 
+/** The start of the proxy's answer, read to its end so the connection can be used again. */
 async function readText(answer: IncomingMessage): Promise<string> {
-  let text = '';
-  for await (const chunk of answer) {
-    if (text.length < MAX_ANSWER_TEXT) text += (chunk as Buffer).toString('utf8');
-  }
-  return text.slice(0, MAX_ANSWER_TEXT).trim();
+  const text = await readLimited(answer, MAX_ANSWER_TEXT, { onOver: 'truncate', rest: 'drain' });
+  return text.toString('utf8').trim();
 }

@@ -6,6 +6,7 @@ import type { ClientTransport } from '../client-transport.js';
 import type { TunnelName } from '../proxy-endpoint.js';
 import { ReconnectLoop, type AttemptControl } from '../reconnect-loop.js';
 import { errorMessage, NatproxError } from '../../errors.js';
+import { readLimited } from '../../util/read-limited.js';
 import type { PushExecutor } from './push-executor.js';
 import type { ProxyHttp } from './proxy-http.js';
 import { readPolledRequest, type PolledRequest } from '../../wire/pushprox/request-reader.js';
@@ -146,7 +147,10 @@ export class PushProxClientTransport implements ClientTransport {
         // A scrape is a head, with a body for a POST (remote read).
         const limit =
           res.statusCode === 200 ? MAX_HEAD_BYTES + MAX_POLLED_BODY_BYTES : MAX_HEAD_BYTES;
-        readBounded(res, limit, res.statusCode !== 200).then(
+        readLimited(res, limit, {
+          onOver: res.statusCode === 200 ? 'reject' : 'truncate',
+          what: 'the poll answer',
+        }).then(
           (body) => {
             settle();
             if (res.statusCode !== 200) {
@@ -162,7 +166,13 @@ export class PushProxClientTransport implements ClientTransport {
           },
           (err: Error) => {
             settle();
-            reject(new NatproxError('NATPROX_TUNNEL_FAILED', `poll to ${where}: ${err.message}`));
+            const hint =
+              err instanceof NatproxError && err.code === 'NATPROX_BODY_TOO_LARGE'
+                ? '; a scrape request (with its body) is smaller'
+                : '';
+            reject(
+              new NatproxError('NATPROX_TUNNEL_FAILED', `poll to ${where}: ${err.message}${hint}`),
+            );
           },
         );
       });
@@ -194,34 +204,4 @@ function pollRefused(where: string, res: IncomingMessage, body: Buffer): Natprox
     `poll to ${where} answered HTTP ${status} ${res.statusMessage ?? ''} (${type}): ${text || 'no body'}${hint}`,
     { httpStatus: status },
   );
-}
-
-/** The whole body, at most `maxBytes`; a longer one rejects. */
-function readBounded(res: IncomingMessage, maxBytes: number, truncate: boolean): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        res.destroy();
-        if (truncate) {
-          resolve(Buffer.concat(chunks));
-          return;
-        }
-        reject(
-          new Error(
-            `the poll answer is over ${maxBytes} bytes; a scrape request (with its body) is smaller`,
-          ),
-        );
-        return;
-      }
-      chunks.push(chunk);
-    });
-    res.once('end', () => resolve(Buffer.concat(chunks)));
-    res.once('error', reject);
-    res.once('close', () => {
-      if (!res.complete) reject(new Error('the poll answer broke off'));
-    });
-  });
 }

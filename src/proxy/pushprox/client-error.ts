@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { statusOf, type ClientRefusalCode } from '../../wire/failures.js';
+import { readLimited } from '../../util/read-limited.js';
 import { ERROR_CODE_HEADER } from '../../wire/protocol.js';
 import type { PushedResponse } from '../../wire/pushprox/response-reader.js';
 
@@ -29,11 +30,12 @@ export function isClientMadeError(response: PushedResponse): boolean {
  * 502 otherwise; the client's text is kept as the cause.
  */
 export async function translateClientError(response: PushedResponse): Promise<TranslatedResponse> {
-  let text = '';
-  for await (const chunk of response.body) {
-    if (text.length < MAX_ERROR_TEXT_BYTES) text += (chunk as Buffer).toString('utf8');
-  }
-  text = text.slice(0, MAX_ERROR_TEXT_BYTES).trim();
+  // Drained to its end: the push it arrived with is answered only then.
+  const text = (
+    await readLimited(response.body, MAX_ERROR_TEXT_BYTES, { onOver: 'truncate', rest: 'drain' })
+  )
+    .toString('utf8')
+    .trim();
   const code = classify(text);
   const body = Buffer.from(
     `natprox: the PushProx client reported: ${text || 'an error without text'}\n`,

@@ -1,4 +1,3 @@
-import { NatproxError } from '../../errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientGrant } from '../../auth/client-grants.js';
 import { sendText } from '../plain-response.js';
@@ -6,6 +5,7 @@ import type { ProxyEvents } from '../proxy-events.js';
 import type { SessionRegistry } from '../session-registry.js';
 import { admitToEntry, type EntryAdmission } from '../entry-limits.js';
 import { ownNameRefusal } from '../own-names.js';
+import { readLimited } from '../../util/read-limited.js';
 import type { ProxyLimits } from '../proxy-limits.js';
 import { remoteOf } from '../raw-response.js';
 import { validateName } from '../../wire/protocol.js';
@@ -90,8 +90,13 @@ export class PollEndpoint {
   }
 
   private poll(req: IncomingMessage, res: ServerResponse): void {
-    readSmallBody(req, MAX_POLL_BODY_BYTES).then(
-      (body) => this.startPoll(body.trim(), req, res),
+    // Over the limit: refused at once, and the rest read away so the 413 can be sent.
+    readLimited(req, MAX_POLL_BODY_BYTES, {
+      onOver: 'reject',
+      rest: 'drain',
+      what: 'the poll body (one FQDN)',
+    }).then(
+      (body) => this.startPoll(body.toString('utf8').trim(), req, res),
       (err: Error) =>
         sendText(res, 413, `natprox: ${err.message}`, {
           code: 'NATPROX_BAD_REQUEST',
@@ -265,26 +270,4 @@ export class PollEndpoint {
       headers: status === 401 ? { 'www-authenticate': 'Basic realm="natprox"' } : {},
     });
   }
-}
-
-/** Reads a whole request body of at most `maxBytes`; a longer one is drained and refused. */
-function readSmallBody(req: IncomingMessage, maxBytes: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBytes) chunks.push(chunk);
-      else {
-        reject(
-          new NatproxError(
-            'NATPROX_BAD_REQUEST',
-            `the poll body must be one FQDN, at most ${maxBytes} bytes`,
-          ),
-        );
-      }
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
-  });
 }
