@@ -17,11 +17,13 @@ import { startDriver } from './lib/driver.js';
 import { removeConfigFiles } from './lib/natprox.js';
 import { markdownTable, type Row } from './lib/report.js';
 import { body } from './scenarios/body.js';
+import { cadence } from './scenarios/cadence.js';
 import { deadPeer } from './scenarios/dead-peer.js';
 import { failFast } from './scenarios/fail-fast.js';
 import { fleet } from './scenarios/fleet.js';
 import { floods } from './scenarios/floods.js';
 import { floor } from './scenarios/floor.js';
+import { footprint } from './scenarios/footprint.js';
 import { herd } from './scenarios/herd.js';
 import { latency } from './scenarios/latency.js';
 import { multiProxy } from './scenarios/multi-proxy.js';
@@ -29,6 +31,7 @@ import { throughput } from './scenarios/throughput.js';
 
 const SCENARIOS: Record<string, Scenario> = {
   latency,
+  cadence,
   throughput,
   body,
   fleet,
@@ -38,6 +41,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'multi-proxy': multiProxy,
   floods,
   floor,
+  footprint,
 };
 
 const USAGE = `Usage: npm run bench [-- FLAGS]
