@@ -9,7 +9,7 @@
  *   - the proxy's resident memory with that one client, idle, before any scrape;
  *   - CPU per 10 KiB scrape of the proxy and the client (one at a time, one connection).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { basename } from 'node:path';
 import { BIN, SINGLE_FILE, sleep, type Spawned } from '../lib/children.js';
 import { startTarget } from '../lib/helpers.js';
@@ -27,16 +27,27 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-/** Median wall time of `node ENTRY --version`, in ms. */
-function versionWallMs(entry: string, runs: number): { medianMs: number; runsMs: number[] } {
+/** Median wall time of `node ARGS` (`ENTRY --version`, or `-e 0`: the runtime's floor), ms. */
+function wallMs(args: string[], runs: number): { medianMs: number; runsMs: number[] } {
   const runsMs: number[] = [];
   for (let i = 0; i < runs; i += 1) {
     const t0 = performance.now();
-    const result = spawnSync(process.execPath, [entry, '--version'], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, args, { encoding: 'utf8' });
     runsMs.push(performance.now() - t0);
-    if (result.status !== 0) throw new Error(`${entry} --version: exit ${result.status}`);
+    if (result.status !== 0) throw new Error(`node ${args.join(' ')}: exit ${result.status}`);
   }
   return { medianMs: median(runsMs), runsMs };
+}
+
+/** VmRSS of an idle `node` that has loaded nothing: the runtime's floor, in KiB. */
+async function floorRssKiB(settleMs: number): Promise<number> {
+  const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+  try {
+    await sleep(settleMs);
+    return sampleProcess(idle.pid ?? 0).rssKiB;
+  } finally {
+    idle.kill('SIGKILL');
+  }
 }
 
 /** Spawns a client and resolves with it and the ms until the proxy lists its name. */
@@ -73,11 +84,18 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
   try {
+    // The direct column of this scenario: plain `node`, which natprox cannot go below.
+    const floor = {
+      version: wallMs(['-e', '0'], versionRuns),
+      rssKiB: await floorRssKiB(settleMs),
+    };
+    details.floor = floor;
+    const FLOOR_NOTE = 'direct column: plain node (`node -e 0`), the runtime alone';
     for (const [label, entry] of [
       ['bin/natprox.js', BIN],
       ['dist/natprox.mjs', SINGLE_FILE],
     ] as const) {
-      const version = versionWallMs(entry, versionRuns);
+      const version = wallMs([entry, '--version'], versionRuns);
       // Several starts (full run), each to its own name; the last client stays for the rest.
       const upMs: number[] = [];
       let client: Spawned | undefined;
@@ -126,8 +144,9 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
           metric: `natprox --version wall, ${label}`,
           unit: 'ms',
           natprox: version.medianMs,
+          direct: floor.version.medianMs,
           goal: { text: '<= 120 ms', value: version.medianMs, unit: 'ms', max: 120 },
-          note: `median of ${versionRuns}: ${version.runsMs.map((ms) => ms.toFixed(0)).join(', ')} ms`,
+          note: `median of ${versionRuns}: ${version.runsMs.map((ms) => ms.toFixed(0)).join(', ')} ms; ${FLOOR_NOTE}`,
         }),
         row({
           scenario: SCENARIO,
@@ -142,6 +161,8 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
           metric: `client idle RSS, ${label}`,
           unit: 'MiB',
           natprox: mib(idle.client.rssKiB),
+          direct: mib(floor.rssKiB),
+          note: FLOOR_NOTE,
           goal: { text: '<= 50 MiB', value: mib(idle.client.rssKiB), unit: 'MiB', max: 50 },
         }),
         row({
@@ -149,6 +170,7 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
           metric: `client RSS after ${smallScrapes.toLocaleString('en-US')} x 10 KiB + ${bigScrapes} x 5 MiB, ${label}`,
           unit: 'MiB',
           natprox: mib(after.rssKiB),
+          direct: mib(floor.rssKiB),
           goal: { text: '<= 56 MiB', value: mib(after.rssKiB), unit: 'MiB', max: 56 },
           note: `peak ${mib(after.hwmKiB).toFixed(1)} MiB`,
         }),
@@ -166,6 +188,7 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
             metric: 'proxy idle RSS, 1 client',
             unit: 'MiB',
             natprox: mib(idle.proxy.rssKiB),
+            direct: mib(floor.rssKiB),
             goal: { text: '<= 60 MiB', value: mib(idle.proxy.rssKiB), unit: 'MiB', max: 60 },
           }),
           row({
