@@ -19,7 +19,7 @@ const INTERVAL_MS = 100;
 
 /** Back-to-back scrapes through each route first, so the processes' hot paths are compiled. */
 function warmUpOf(ctx: Context): number {
-  return ctx.quick ? 300 : 2000;
+  return ctx.quick ? 150 : 2000;
 }
 
 function pacedJob(ctx: Context, route: Route, slot: number, slots: number): LoadJob {

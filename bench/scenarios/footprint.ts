@@ -76,9 +76,9 @@ const mib = (kib: number): number => kib / KiB_PER_MiB;
 export async function footprint(ctx: Context): Promise<ScenarioResult> {
   const versionRuns = ctx.quick ? 3 : 9;
   const starts = ctx.quick ? 1 : 3;
-  const settleMs = ctx.quick ? 500 : 2000;
-  const smallScrapes = ctx.quick ? 1000 : 10_000;
-  const bigScrapes = ctx.quick ? 5 : 20;
+  const settleMs = ctx.quick ? 300 : 2000;
+  const smallScrapes = ctx.quick ? 500 : 10_000;
+  const bigScrapes = ctx.quick ? 3 : 20;
   const target = await startTarget();
   const proxy = await startProxy();
   const rows: Row[] = [];

@@ -25,7 +25,7 @@ const SCENARIO = 'latency';
 
 /** Scrapes in one round. */
 function perRoundOf(ctx: Context): number {
-  return ctx.quick ? 500 : 2500;
+  return ctx.quick ? 300 : 2500;
 }
 
 /**
@@ -36,7 +36,7 @@ function perRoundOf(ctx: Context): number {
  * is reported on its own rows.
  */
 function warmUpOf(ctx: Context): number {
-  return ctx.quick ? 1000 : 7500;
+  return ctx.quick ? 500 : 7500;
 }
 
 /** The sequential job, sent once before measuring: its samples are the cold start. */

@@ -31,7 +31,7 @@ export const CLIENT_PROCESSES = 4;
 
 /** How long each route is measured, over all rounds. */
 export function throughputMs(ctx: Context): number {
-  return ctx.quick ? 2000 : 10_000;
+  return ctx.quick ? 1000 : 10_000;
 }
 
 /**
@@ -79,7 +79,7 @@ export interface ThroughputMeasurement {
 }
 
 /**
- * Scrapes sent through each route before the first round, unmeasured (quick: a tenth).
+ * Scrapes sent through each route before the first round, unmeasured (quick: a twentieth).
  * Processes that have just started run their first thousands of scrapes slowly (JIT, heap
  * sizing): without this, the first 2.5 s round measured 3,100-3,900 scrapes/s and the later
  * ones 5,900-6,800 through the same processes.
@@ -88,7 +88,7 @@ function warmUpJob(ctx: Context, route: Route): LoadJob {
   return {
     ...throughputJob(ctx, route),
     durationMs: undefined,
-    count: CONCURRENCY * (ctx.quick ? 10 : 100),
+    count: CONCURRENCY * (ctx.quick ? 5 : 100),
     warmup: 0,
     keepSamples: false,
   };
