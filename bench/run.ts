@@ -45,7 +45,7 @@ const SCENARIOS: Record<string, Scenario> = {
 };
 
 const USAGE = `Usage: npm run bench [-- FLAGS]
-  --quick          a short version of every scenario (under 60 s; what CI runs)
+  --quick          a short version of every scenario (about 70 s on a quiet 2-core machine; what CI runs)
   --only a,b       run only these scenarios: ${Object.keys(SCENARIOS).join(', ')}
   --profile        run natprox under node --cpu-prof (profiles in bench/profiles/); numbers
                    are slower with it, use it to see where the time goes, not for results
