@@ -147,6 +147,21 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
         };
         for (let i = 0; i < concurrency; i += 1) worker();
         maybeResolve();
+      } else if (job.mode === 'paced') {
+        // Each request at its own due time (no drift), a timer sleeping in between: the
+        // processes on the route go idle between scrapes, as with Prometheus's cadence.
+        const interval = job.intervalMs ?? 100;
+        const firstAt = performance.now() + (job.startDelayMs ?? 0);
+        const tick = (): void => {
+          if (sent >= limit || performance.now() - startedAt >= durationMs) {
+            stopped = true;
+            maybeResolve();
+            return;
+          }
+          fire(() => {});
+          setTimeout(tick, Math.max(0, firstAt + sent * interval - performance.now()));
+        };
+        setTimeout(tick, Math.max(0, firstAt - performance.now()));
       } else {
         const rate = job.ratePerSec ?? 100;
         const tick = (): void => {

@@ -17,11 +17,13 @@ import { startDriver } from './lib/driver.js';
 import { removeConfigFiles } from './lib/natprox.js';
 import { markdownTable, type Row } from './lib/report.js';
 import { body } from './scenarios/body.js';
+import { cadence } from './scenarios/cadence.js';
 import { deadPeer } from './scenarios/dead-peer.js';
 import { failFast } from './scenarios/fail-fast.js';
 import { fleet } from './scenarios/fleet.js';
 import { floods } from './scenarios/floods.js';
 import { floor } from './scenarios/floor.js';
+import { footprint } from './scenarios/footprint.js';
 import { herd } from './scenarios/herd.js';
 import { latency } from './scenarios/latency.js';
 import { multiProxy } from './scenarios/multi-proxy.js';
@@ -29,6 +31,7 @@ import { throughput } from './scenarios/throughput.js';
 
 const SCENARIOS: Record<string, Scenario> = {
   latency,
+  cadence,
   throughput,
   body,
   fleet,
@@ -38,10 +41,11 @@ const SCENARIOS: Record<string, Scenario> = {
   'multi-proxy': multiProxy,
   floods,
   floor,
+  footprint,
 };
 
 const USAGE = `Usage: npm run bench [-- FLAGS]
-  --quick          a short version of every scenario (under 60 s; what CI runs)
+  --quick          a short version of every scenario (about 70 s on a quiet 2-core machine; what CI runs)
   --only a,b       run only these scenarios: ${Object.keys(SCENARIOS).join(', ')}
   --profile        run natprox under node --cpu-prof (profiles in bench/profiles/); numbers
                    are slower with it, use it to see where the time goes, not for results

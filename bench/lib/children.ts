@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../bin/natprox.js', import.meta.url));
+/** The single-file build (scripts/bundle.mjs), what a Raspberry Pi runs. */
+export const SINGLE_FILE = fileURLToPath(new URL('../../dist/natprox.mjs', import.meta.url));
 
 const live = new Set<ChildProcess>();
 
@@ -101,9 +103,9 @@ function wrap(child: ChildProcess, what: string): Spawned {
   return spawned;
 }
 
-/** `node [nodeArgs] bin/natprox.js ARGS` with its output captured. */
-export function spawnNatprox(args: string[], nodeArgs: string[] = []): Spawned {
-  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+/** `node [nodeArgs] bin/natprox.js ARGS` (or another `entry`) with its output captured. */
+export function spawnNatprox(args: string[], nodeArgs: string[] = [], entry = BIN): Spawned {
+  const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, NATPROX_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

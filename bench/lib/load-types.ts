@@ -26,9 +26,13 @@ export interface LoadJob {
   route: Route;
   /** closed: `concurrency` workers, each sends the next request when its last one ends. */
   /** open: requests started at `ratePerSec`, whatever is in flight. */
-  mode: 'closed' | 'open';
+  /** paced: one request every `intervalMs` (after `startDelayMs`), the process idle between. */
+  mode: 'closed' | 'open' | 'paced';
   concurrency?: number;
   ratePerSec?: number;
+  /** Paced mode: the spacing of requests, and when the first one goes after the warm-up. */
+  intervalMs?: number;
+  startDelayMs?: number;
   /** Stop after this many requests, or after durationMs, whichever comes first. */
   count?: number;
   durationMs?: number;

@@ -61,6 +61,8 @@ export interface ClientStart {
   allowPorts: number[];
   heartbeatInterval?: string;
   cpuProfDir?: string | undefined;
+  /** The script node runs (default bin/natprox.js; SINGLE_FILE for the bundle). */
+  entry?: string;
 }
 
 export function startClient(options: ClientStart): Spawned {
@@ -69,7 +71,7 @@ export function startClient(options: ClientStart): Spawned {
   for (const name of options.names) args.push('--name', name);
   for (const port of options.allowPorts) args.push('--allow', String(port));
   if (options.heartbeatInterval) args.push('--heartbeat-interval', options.heartbeatInterval);
-  return spawnNatprox(args, profArgs(options.cpuProfDir, 'client'));
+  return spawnNatprox(args, profArgs(options.cpuProfDir, 'client'), options.entry);
 }
 
 export function getJson<T>(

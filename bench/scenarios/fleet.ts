@@ -1,7 +1,7 @@
 /**
  * fleet: many connected clients (10,000; quick: 1,000), each its own tunnel with one name,
  * opened by a few fleet-driver processes (NatproxClient from the library, many per process),
- * then scrapes at a fixed rate (1,000/s for 60 s; quick: 300/s for 4 s) spread round-robin
+ * then scrapes at a fixed rate (1,000/s for 60 s; quick: 300/s for 2 s) spread round-robin
  * over all of them. The proxy's peak RSS, the scrape latency, and errors; the same rate sent
  * directly to the target is the baseline.
  *
@@ -25,8 +25,8 @@ export async function fleet(ctx: Context): Promise<ScenarioResult> {
   const clients = ctx.quick ? 1000 : 10_000;
   const processes = ctx.quick ? 2 : 4;
   const ratePerSec = ctx.quick ? 300 : 1000;
-  const durationMs = ctx.quick ? 4000 : 60_000;
-  const directDurationMs = ctx.quick ? 2000 : 15_000;
+  const durationMs = ctx.quick ? 2000 : 60_000;
+  const directDurationMs = ctx.quick ? 1000 : 15_000;
   const target = await startTarget();
   // The default max_clients is exactly 10,000; a little headroom keeps a reconnect racing
   // the cleanup of its old session from being refused, which is not what this measures.

@@ -7,7 +7,8 @@
  * goes through a single plain HTTP/1 forward proxy (bench/floor/one-hop-relay.ts): what one
  * hop costs.
  */
-import { forkHelper, nextMessage, type Spawned } from '../lib/children.js';
+import { forkHelper, nextMessage } from '../lib/children.js';
+import { startBareRelay, type BareRelay } from '../lib/bare-relay.js';
 import { startTarget } from '../lib/helpers.js';
 import type { LatencySummary, LoadResult, Route } from '../lib/load-types.js';
 import { row, type Row } from '../lib/report.js';
@@ -27,31 +28,20 @@ const NOTE = 'natprox column: the bare relay (bench/floor/), not natprox';
 export async function floor(ctx: Context): Promise<ScenarioResult> {
   const rounds = ctx.quick ? 1 : 2;
   const target = await startTarget();
-  const proxy = forkHelper('floor/bare-proxy.ts');
   const oneHop = forkHelper('floor/one-hop-relay.ts', [String(target.port)]);
-  const clients: Spawned[] = [];
+  let relay: BareRelay | undefined;
   try {
     const listening = (m: unknown): m is { type: 'listening'; port: number } =>
       (m as { type?: string }).type === 'listening';
     const oneHopPort = (await nextMessage(oneHop, listening, 20_000, 'one-hop relay start')).port;
-    const { port } = await nextMessage(proxy, listening, 20_000, 'bare proxy start');
     const names = Array.from({ length: NAMES }, (_, i) => `floor-${i}`);
-    for (let p = 0; p < CLIENT_PROCESSES; p += 1) {
-      const mine = names.filter((_, i) => i % CLIENT_PROCESSES === p);
-      clients.push(
-        forkHelper('floor/bare-client.ts', [String(port), String(target.port), mine.join(',')]),
-      );
-    }
-    await Promise.all(
-      clients.map((client) =>
-        nextMessage(
-          client,
-          (m): m is { type: 'connected' } => (m as { type?: string }).type === 'connected',
-          20_000,
-          'bare client tunnel',
-        ),
+    relay = await startBareRelay(
+      target.port,
+      Array.from({ length: CLIENT_PROCESSES }, (_, p) =>
+        names.filter((_, i) => i % CLIENT_PROCESSES === p),
       ),
     );
+    const { port, proxy, clients } = relay;
     const direct: Route = { via: 'direct', targetPort: target.port, path: '/metrics' };
     /** Through a relay on `proxyPort` (the bare proxy unless told), as natprox is addressed. */
     const bare = (routeNames: string[], proxyPort = port): Route => ({
@@ -163,11 +153,6 @@ export async function floor(ctx: Context): Promise<ScenarioResult> {
       },
     };
   } finally {
-    await Promise.all([
-      ...clients.map((c) => c.stop()),
-      proxy.stop(),
-      oneHop.stop(),
-      target.stop(),
-    ]);
+    await Promise.all([relay?.stop(), oneHop.stop(), target.stop()]);
   }
 }

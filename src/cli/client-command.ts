@@ -1,11 +1,9 @@
 import type { Server } from 'node:http';
 import { describeTarget } from '../client/allowlist.js';
 import { NatproxClient } from '../client/natprox-client.js';
-import { resolveClientSettings } from '../config/client-settings.js';
+import { loadClientSettings } from '../config/client-settings-from.js';
 import { logClientEvents } from '../observability/client-logging.js';
-import { createClientMetrics } from '../observability/client-metrics.js';
 import { createLogger } from '../observability/logger.js';
-import { boundPort, serveMetrics } from '../observability/metrics-server.js';
 import { formatHostPort } from '../util/host-port.js';
 import { redactUrl } from '../util/redact-url.js';
 import { CLIENT_FLAGS } from './client-flags.js';
@@ -21,7 +19,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     return 0;
   }
   const level = logLevel(flags['log-level']);
-  const settings = resolveClientSettings(flags);
+  const settings = await loadClientSettings(flags);
   const log = createLogger({ level });
   const client = new NatproxClient(settings.client);
   logClientEvents(client.events, log);
@@ -30,6 +28,11 @@ export async function clientCommand(args: string[]): Promise<number> {
   if (settings.metricsListen) {
     const { host, port } = settings.metricsListen;
     try {
+      // prom-client (about 10 MiB resident) only for a client that serves its metrics.
+      const [{ createClientMetrics }, { boundPort, serveMetrics }] = await Promise.all([
+        import('../observability/client-metrics.js'),
+        import('../observability/metrics-server.js'),
+      ]);
       metricsServer = await serveMetrics(
         createClientMetrics(client.events),
         settings.metricsListen,

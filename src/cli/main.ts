@@ -1,24 +1,35 @@
 import { ConfigError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { checkCommand } from './check-command.js';
-import { clientCommand } from './client-command.js';
-import { configCommand } from './config-command.js';
-import { demoCommand } from './demo-command.js';
-import { hashPasswordCommand } from './hash-password-command.js';
 import { MAIN_HELP } from './help.js';
-import { proxyCommand } from './proxy-command.js';
-import { tokenCommand } from './token-command.js';
 import { UsageError } from './usage-error.js';
 import { installLeanAsyncResourceBind } from '../util/lean-async-bind.js';
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number> | number> = {
-  proxy: proxyCommand,
-  client: clientCommand,
-  check: checkCommand,
-  demo: demoCommand,
-  token: tokenCommand,
-  'hash-password': hashPasswordCommand,
-  config: configCommand,
+type Command = (args: string[]) => Promise<number> | number;
+
+/**
+ * Each command is imported when it runs, not before: `natprox --version` and `--help` load
+ * none of them, and the client does not load the proxy, check, demo or config code (on a
+ * Raspberry Pi every module loaded stays resident; see bench/README.md, footprint).
+ */
+const loadProxy = async (): Promise<Command> => (await import('./proxy-command.js')).proxyCommand;
+const loadClient = async (): Promise<Command> =>
+  (await import('./client-command.js')).clientCommand;
+const loadCheck = async (): Promise<Command> => (await import('./check-command.js')).checkCommand;
+const loadDemo = async (): Promise<Command> => (await import('./demo-command.js')).demoCommand;
+const loadToken = async (): Promise<Command> => (await import('./token-command.js')).tokenCommand;
+const loadHashPassword = async (): Promise<Command> =>
+  (await import('./hash-password-command.js')).hashPasswordCommand;
+const loadConfig = async (): Promise<Command> =>
+  (await import('./config-command.js')).configCommand;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  proxy: loadProxy,
+  client: loadClient,
+  check: loadCheck,
+  demo: loadDemo,
+  token: loadToken,
+  'hash-password': loadHashPassword,
+  config: loadConfig,
 };
 
 /** Runs the CLI; resolves with the process exit code. */
@@ -32,8 +43,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  const load = COMMANDS[command];
+  if (!load) {
     process.stderr.write(
       `natprox: unknown command "${command}"; commands are ${Object.keys(COMMANDS).join(', ')}. See natprox --help\n`,
     );
@@ -42,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   // Before anything opens an HTTP/2 stream: see lean-async-bind.ts.
   installLeanAsyncResourceBind();
   try {
+    const run = await load();
     return await run(rest);
   } catch (err) {
     if (err instanceof UsageError) {

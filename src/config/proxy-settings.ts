@@ -12,8 +12,8 @@ import {
 import type { ProxyLimits } from '../proxy/proxy-limits.js';
 import { DEFAULT_HEARTBEAT } from '../wire/heartbeat.js';
 import { normalizeFingerprint } from '../wire/tls-connect.js';
-import { parseDurationMs } from '../util/duration.js';
-import { formatHostPort, parseHostPort, type HostPort } from '../util/host-port.js';
+import { formatHostPort } from '../util/host-port.js';
+import { DEFAULT_SHUTDOWN_GRACE_MS, flagDurationMs, flagHostPort } from './flag-values.js';
 import { loadYamlFile } from './load-file.js';
 import { readSecretFile } from './secret-file.js';
 import { proxyFileSchema, type ProxyFile } from './schema.js';
@@ -41,24 +41,8 @@ export interface ProxySettings {
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
-export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
-
-export function flagDurationMs(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = parseDurationMs(value);
-  if (ms === undefined || ms <= 0) {
-    throw new ConfigError(
-      `--${flag}: expected a duration such as "15s" or "500ms", got "${value}"`,
-    );
-  }
-  return ms;
-}
-
-export function flagHostPort(flag: string, value: string): HostPort {
-  const parsed = parseHostPort(value);
-  if (typeof parsed === 'string') throw new ConfigError(`--${flag}: ${parsed}`);
-  return parsed;
-}
+// Flag parsing shared with the client, in a module that loads no config-file parser.
+export { DEFAULT_SHUTDOWN_GRACE_MS, flagDurationMs, flagHostPort } from './flag-values.js';
 
 function credentials(list: ProxyFile['scrapers']): Credential[] | undefined {
   return list?.map((entry) =>
