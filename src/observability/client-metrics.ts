@@ -1,17 +1,12 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../util/process-metrics.js';
 import type { ClientEvents } from '../client/client-events.js';
 import type { TunnelName } from '../client/proxy-endpoint.js';
 
 /** Turns client events into prom-client metrics on a registry of its own. */
 export function createClientMetrics(events: ClientEvents): Registry {
   const registry = new Registry();
-  // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: its timer would wake an
-  // otherwise idle client 100 times a second (bench/README.md, issue 19).
-  collectDefaultMetrics({
-    register: registry,
-    prefix: 'natprox_client_',
-    eventLoopMonitoringPrecision: 100,
-  });
+  collectProcessMetrics(registry, 'natprox_client_');
   // One series per tunnel: proxy="host:port[/path]", plus address="…" with
   // --connect-all-addresses (one tunnel per address of the proxy's host).
   const labelNames = ['proxy', 'address'] as const;

@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../util/process-metrics.js';
 import { SCRAPE_OUTCOMES, type ProxyEvents } from '../proxy-events.js';
 import type { SessionRegistry } from '../session-registry.js';
 import { registerPerClientMetrics } from './per-client-metrics.js';
@@ -10,7 +11,7 @@ export function createProxyMetrics(
   activeScrapes: () => number,
 ): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'natprox_proxy_' });
+  collectProcessMetrics(registry, 'natprox_proxy_');
 
   new Gauge({
     name: 'natprox_clients_connected',
