@@ -108,6 +108,29 @@ describe('Connector', () => {
     assert.deepEqual(connector.state, { state: 'closed' });
   });
 
+  it('counts the delay from the start of a dial that failed after waiting: a healed link is tried at once', async () => {
+    const { events, states } = recorder();
+    const dialTimes: number[] = [];
+    const connector = new Connector({
+      // Each dial hangs 150 ms and then fails, as a connect whose SYNs vanish times out.
+      dial: async () => {
+        dialTimes.push(performance.now());
+        await sleep(150);
+        throw new Error('no answer from 10.0.0.1:8080 within 150 ms');
+      },
+      events,
+      backoff: { ...SMALL_BACKOFF, initialMs: 100, maxMs: 100 },
+      resetBackoffAfterMs: 1000,
+    });
+    connector.start();
+    await waitFor(() => dialTimes.length >= 3);
+    await connector.stop(0);
+    // Before: 150 ms of dialing, then the whole 100 ms delay on top (a gap of 250 ms).
+    const gap = (dialTimes[2] as number) - (dialTimes[1] as number);
+    assert.ok(gap < 200, `the next dial started ${gap.toFixed(0)} ms after the last one`);
+    assert.deepEqual(delays(states).slice(0, 2), [0, 0]);
+  });
+
   it('start() twice runs one loop', async () => {
     const { events } = recorder();
     let dials = 0;

@@ -16,6 +16,8 @@ export interface ConnectorOptions {
 }
 
 const UNNAMED: TunnelName = { proxy: 'proxy' };
+/** A failed dial that took this long counts its time against the next delay. */
+const SPENT_DIALING_MS = 100;
 
 export type { DialOptions };
 
@@ -65,6 +67,9 @@ export class Connector {
       let lastError: string;
       // A tunnel that was up and dropped: the proxy went away or the link broke.
       let kind: FailureKind = 'unreachable';
+      // A dial that failed after waiting (no answer on a dead link) has spent part of its
+      // backoff already; see the wait below.
+      let dialStartedAt: number | undefined = Date.now();
       try {
         const connection = await this.options.dial();
         if (this.stopped.signal.aborted) {
@@ -72,6 +77,7 @@ export class Connector {
           return;
         }
         this.current = connection;
+        dialStartedAt = undefined;
         const since = new Date();
         this.setState({ state: 'connected', since });
         attempt = 1;
@@ -84,7 +90,13 @@ export class Connector {
         attempt += 1;
       }
       if (this.stopped.signal.aborted) return;
-      const delayMs = backoff.next(kind);
+      // The delay counts from the start of a failed attempt: one that hung until its
+      // timeout (SYNs dropped without a word) goes again at once, so a link that heals is
+      // used within one SYN retransmission, not a timeout plus a backoff later.
+      // A dial refused at once waits its whole delay, as before.
+      const planned = backoff.next(kind);
+      const spentMs = dialStartedAt === undefined ? 0 : Date.now() - dialStartedAt;
+      const delayMs = spentMs >= SPENT_DIALING_MS ? Math.max(0, planned - spentMs) : planned;
       this.setState({ state: 'reconnecting', attempt, delayMs, lastError });
       try {
         await sleep(delayMs, undefined, { signal: this.stopped.signal });

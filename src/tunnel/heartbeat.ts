@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+
 /** Timer functions, injectable so tests can drive heartbeats with fake time. */
 export interface Timers {
   setInterval(fn: () => void, ms: number): { unref?(): unknown };
@@ -87,4 +89,21 @@ export class Heartbeat {
   private onPong(): void {
     this.answeredSinceTick = true;
   }
+}
+
+/**
+ * Whether the socket received bytes since the last call: any frame from the peer proves it
+ * alive, with no JavaScript run per frame. On the proxy: the client's pings, the answers to
+ * ours and scrape bodies. On the client: the proxy's WINDOW_UPDATEs while a body uploads,
+ * since a ping queued behind megabytes on a slow uplink may take longer than the timeout.
+ */
+export function bytesArrived(socket: Duplex): () => boolean {
+  const counted = socket as Duplex & { bytesRead?: number };
+  let seen = counted.bytesRead ?? 0;
+  return () => {
+    const now = counted.bytesRead ?? 0;
+    const arrived = now !== seen;
+    seen = now;
+    return arrived;
+  };
 }

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { NatproxError } from '../errors.js';
-import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import { bytesArrived, Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import { releaseOnPeerReset } from './peer-reset.js';
 import { connectTls, type ClientTls } from './tls-connect.js';
 import {
@@ -209,6 +209,7 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
       h2.destroy();
     },
     options.heartbeat,
+    bytesArrived(socket),
   );
   heartbeat.start();
   // The proxy pings only after an interval without a word from this side; its pings prove
