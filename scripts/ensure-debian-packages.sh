@@ -12,8 +12,10 @@ declare -A PACKAGE_OF=(
   [promtool]=prometheus
   [prometheus-node-exporter]=prometheus-node-exporter
   [nginx]=nginx-light
+  [nft]=nftables
+  [ip]=iproute2
 )
-# nginx lives in /usr/sbin, which a non-root PATH may leave out.
+# nginx, nft and ip live in /usr/sbin, which a non-root PATH may leave out.
 PATH="$PATH:/usr/sbin"
 
 missing=()

@@ -21,6 +21,12 @@ export interface HeartbeatOptions {
    * tunnels and the one proxy only answers them (its answers are sent without JavaScript).
    */
   passive?: boolean;
+  /**
+   * Bytes reported by `receivedSinceLastAsked` prove the peer alive but do not skip the next
+   * ping: the client's pings are the passive proxy's sign of life, and the answers to them
+   * arrive as bytes too.
+   */
+  pingWhileReceiving?: boolean;
   timers?: Timers;
 }
 
@@ -69,7 +75,10 @@ export class Heartbeat {
   }
 
   private tick(): void {
-    if (this.receivedSinceLastAsked?.()) this.alive();
+    if (this.receivedSinceLastAsked?.()) {
+      if (this.options.pingWhileReceiving === true) this.answeredSinceTick = true;
+      else this.alive();
+    }
     if (this.answeredSinceTick) {
       this.missed = 0;
     } else {

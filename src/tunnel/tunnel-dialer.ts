@@ -208,7 +208,10 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
       end(`proxy did not answer heartbeats for ${silentMs} ms`);
       h2.destroy();
     },
-    options.heartbeat,
+    // Any bytes from the proxy (its WINDOW_UPDATEs while a body uploads) prove it alive: on
+    // a slow uplink a ping waits behind the body in the socket buffer for longer than the
+    // heartbeat allows.
+    { ...options.heartbeat, pingWhileReceiving: true },
     bytesArrived(socket),
   );
   heartbeat.start();
