@@ -48,7 +48,10 @@ function reason(line: string): string {
   }
 }
 
-export async function runFaultEpisode(d: Deployment, options: EpisodeOptions): Promise<EpisodeFigures> {
+export async function runFaultEpisode(
+  d: Deployment,
+  options: EpisodeOptions,
+): Promise<EpisodeFigures> {
   const load = new Load(d.scraper, options.perSecond, options.deadlineMs);
   load.start();
   await sleep(2000);
@@ -74,14 +77,12 @@ export async function runFaultEpisode(d: Deployment, options: EpisodeOptions): P
   const downLines = d.client.lines().slice(clientFrom).filter((l) => /tunnel down, reconnecting/.test(l)); // prettier-ignore
   const healAt = Date.now();
   options.heal();
-  const connectedFrom = d.client.lines().length;
   await d.client.waitForLine(/tunnel connected/, 20_000, clientFrom);
   await poll100(async () => {
     const listed = (await d.scraper.clients()).filter((c) => c.names.includes(CLIENT_NAME));
     return listed.length === 1 && new Date(listed[0]!.connectedAt).getTime() > faultAt;
   }, 20_000);
   const backAt = Date.now();
-  void connectedFrom;
   await sleep(2000);
   const results = await load.stop();
   const downFrom = proxyDroppedAt ?? Number.POSITIVE_INFINITY;
@@ -97,9 +98,7 @@ export async function runFaultEpisode(d: Deployment, options: EpisodeOptions): P
     whileDown: whileDownResults.length,
     quick503,
     slowestDownHeadMs: Math.max(0, ...whileDownResults.map((r) => r.headMs)),
-    overDeadline: results.filter(
-      (r) => r.outcome === 'hung' || r.totalMs > r.deadlineMs + 1000,
-    ),
+    overDeadline: results.filter((r) => r.outcome === 'hung' || r.totalMs > r.deadlineMs + 1000),
     failed: results.filter((r) => !(r.status === 200 && r.outcome === 'complete')).length,
     faultAt,
     healAt,

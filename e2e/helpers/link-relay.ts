@@ -29,7 +29,11 @@ interface Chunk {
 }
 
 /** One direction of the line: source → queue → rate → delay → destination. */
-export function shapeDirection(source: Socket, destination: Socket, options: DirectionOptions): void {
+export function shapeDirection(
+  source: Socket,
+  destination: Socket,
+  options: DirectionOptions,
+): void {
   const queue: Buffer[] = [];
   let queued = 0;
   const inFlight: Chunk[] = [];

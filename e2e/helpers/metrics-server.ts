@@ -25,7 +25,10 @@ const big = Buffer.from(parts.join('')).subarray(0, size);
 
 const server = http.createServer((req, res) => {
   if (req.url?.startsWith('/big')) {
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': big.length });
+    res.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4',
+      'content-length': big.length,
+    });
     res.end(big);
     return;
   }

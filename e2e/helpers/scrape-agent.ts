@@ -71,10 +71,16 @@ function scrape(request: AgentRequest): Promise<AgentResult> {
         'accept-encoding': 'gzip',
       },
     });
-    const hangTimer = setTimeout(() => {
-      finish('hung', `no end ${request.deadlineMs + (request.graceMs ?? 5000)} ms after the start`);
-      req.destroy();
-    }, request.deadlineMs + (request.graceMs ?? 5000));
+    const hangTimer = setTimeout(
+      () => {
+        finish(
+          'hung',
+          `no end ${request.deadlineMs + (request.graceMs ?? 5000)} ms after the start`,
+        );
+        req.destroy();
+      },
+      request.deadlineMs + (request.graceMs ?? 5000),
+    );
     req.once('error', (err) => finish(status === 0 ? 'error' : 'cut', err.message));
     req.once('response', (res) => {
       status = res.statusCode ?? 0;

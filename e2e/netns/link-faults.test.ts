@@ -44,7 +44,11 @@ describe('natprox on a real link: the home in its own network namespace', () => 
       `the tunnel is back within ${BACK_AFTER_HEAL_MS} ms of the link healing (took ${f.backAfterHealMs})`,
     );
     assert.ok(f.whileDown > 0, 'scrapes were sent while the tunnel was down');
-    assert.equal(f.quick503, f.whileDown, 'every scrape while the tunnel is down gets a 503 at once');
+    assert.equal(
+      f.quick503,
+      f.whileDown,
+      'every scrape while the tunnel is down gets a 503 at once',
+    );
     assert.deepEqual(
       f.overDeadline.map((r) => `${r.status} ${r.outcome} ${r.totalMs} ms ${r.error ?? ''}`),
       [],
@@ -113,7 +117,10 @@ describe('natprox on a real link: the home in its own network namespace', () => 
         }
         await sleep(200);
       }
-      const noticed = d.client.lines().slice(clientFrom).some((l) => /tunnel down/.test(l));
+      const noticed = d.client
+        .lines()
+        .slice(clientFrom)
+        .some((l) => /tunnel down/.test(l));
       await sleep(2000);
       const results = await load.stop();
       const overDeadline = results.filter((r) => r.outcome === 'hung' || r.totalMs > r.deadlineMs + 1000); // prettier-ignore
@@ -121,7 +128,10 @@ describe('natprox on a real link: the home in its own network namespace', () => 
       console.log(`figure: address change: proxy dropped the old tunnel after ${fmt(oldGoneAt)}; new tunnel from ${newAddress} listed after ${fmt(newUpAt)}`); // prettier-ignore
       console.log(`figure: address change: client noticed: ${noticed}; scrapes ${results.length}, ${results.filter((r) => r.status !== 200).length} failed, ${overDeadline.length} past their deadline`); // prettier-ignore
       assert.ok(oldGoneAt !== undefined && oldGoneAt - movedAt <= 15_000, `old tunnel dropped within 15 s (${fmt(oldGoneAt)})`); // prettier-ignore
-      assert.ok(longestOldListedMs <= 15_000, `the dead tunnel listed for ${longestOldListedMs} ms`);
+      assert.ok(
+        longestOldListedMs <= 15_000,
+        `the dead tunnel listed for ${longestOldListedMs} ms`,
+      );
       assert.ok(newUpAt !== undefined && newUpAt - movedAt <= 20_000, `new tunnel up (${fmt(newUpAt)})`); // prettier-ignore
       assert.deepEqual(overDeadline, [], 'no scrape ends past its deadline');
     }));
