@@ -131,3 +131,14 @@ export function printFigures(name: string, f: EpisodeFigures): void {
   ];
   for (const line of lines) console.log(`figure: ${name}: ${line}`);
 }
+
+/**
+ * A scrape that ended cleanly: a whole 200, natprox's own error answer, a body cut off that
+ * the scraper tells from a whole one, or a refused connection (the proxy restarting).
+ */
+export function endedCleanly(r: LoadResult): boolean {
+  if (r.outcome === 'hung') return false;
+  if (r.status === 200) return r.outcome === 'complete' || r.outcome === 'cut';
+  if (r.status >= 400) return r.natproxError !== undefined;
+  return r.status === 0 && r.outcome === 'error';
+}

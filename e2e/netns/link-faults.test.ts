@@ -6,7 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { printFigures, runFaultEpisode, type EpisodeFigures } from '../helpers/fault-episode.js';
+import {
+  endedCleanly,
+  printFigures,
+  runFaultEpisode,
+  type EpisodeFigures,
+} from '../helpers/fault-episode.js';
 import { CLIENT_NAME, Deployment, Load } from '../helpers/netns-deployment.js';
 
 /** The bounds natprox promises on a dead link (README, docs/reliability.md). */
@@ -54,12 +59,8 @@ describe('natprox on a real link: the home in its own network namespace', () => 
       [],
       'no scrape ends past its deadline',
     );
-    for (const r of f.results) {
-      assert.ok(
-        (r.status === 200 && r.outcome === 'complete') || r.status >= 500 || r.outcome !== 'hung',
-        `every scrape is a complete 200 or a clean error (${JSON.stringify(r)})`,
-      );
-    }
+    const unclean = f.results.filter((r) => !endedCleanly(r));
+    assert.deepEqual(unclean, [], 'every scrape is a complete 200 or a clean error');
   }
 
   before(() => step(() => d.start()));
@@ -132,6 +133,11 @@ describe('natprox on a real link: the home in its own network namespace', () => 
         longestOldListedMs <= 15_000,
         `the dead tunnel listed for ${longestOldListedMs} ms`,
       );
+      assert.deepEqual(
+        results.filter((r) => !endedCleanly(r)),
+        [],
+        'every scrape ends cleanly',
+      );
       assert.ok(newUpAt !== undefined && newUpAt - movedAt <= 20_000, `new tunnel up (${fmt(newUpAt)})`); // prettier-ignore
       assert.deepEqual(overDeadline, [], 'no scrape ends past its deadline');
     }));
@@ -154,6 +160,11 @@ describe('natprox on a real link: the home in its own network namespace', () => 
       const failed = results.filter((r) => !(r.status === 200 && r.outcome === 'complete'));
       console.log(`figure: proxy restart: down ${((listeningAt - stoppedAt) / 1000).toFixed(1)} s; tunnel back ${((backAt - listeningAt) / 1000).toFixed(1)} s after the proxy listened`); // prettier-ignore
       console.log(`figure: proxy restart: scrapes ${results.length}, ${failed.length} failed (${unclean.length} cut 200s), ${overDeadline.length} past their deadline`); // prettier-ignore
+      assert.deepEqual(
+        results.filter((r) => !endedCleanly(r)),
+        [],
+        'every scrape ends cleanly',
+      );
       assert.ok(backAt - listeningAt <= BACK_AFTER_HEAL_MS, `tunnel back within 5 s (${backAt - listeningAt} ms)`); // prettier-ignore
       assert.deepEqual(overDeadline, [], 'no scrape ends past its deadline');
     }));

@@ -12,6 +12,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { endedCleanly } from '../helpers/fault-episode.js';
 import { CLIENT_NAME, Deployment, Load, type LoadResult } from '../helpers/netns-deployment.js';
 
 const { values } = parseArgs({
@@ -196,6 +197,11 @@ function report(
   console.log(`figure: soak: scrapes ${results.length}, complete 200 ${complete}, failed ${failed} (${[...byKind].map(([k, n]) => `${k}: ${n}`).join(', ')}), past their deadline ${hung.length}`); // prettier-ignore
   console.log(`figure: soak: link down ${(downMs / 1000).toFixed(0)} s in all; failed scrapes ${failed} = ${(failed / RATE).toFixed(0)} s of scrapes at ${RATE}/s (${((failed / RATE / (downMs / 1000)) * 100).toFixed(0)}% of the down time)`); // prettier-ignore
   if (hung.length > 0) failures.push(`${hung.length} scrapes ended past their deadline or never`);
+  const unclean = results.filter((r) => !endedCleanly(r));
+  if (unclean.length > 0) {
+    console.log(`figure: soak: ${unclean.length} scrapes did not end cleanly, e.g. ${JSON.stringify(unclean[0])}`); // prettier-ignore
+    failures.push(`${unclean.length} scrapes neither a complete 200 nor a clean error`);
+  }
   const warmFrom = startedAt + WARM_UP_MS;
   const checks: Array<[string, Sample[], number]> = [
     ['client', clientSamples, warmFrom],
