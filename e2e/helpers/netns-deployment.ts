@@ -1,9 +1,12 @@
 /**
- * natprox across a real link: the home namespace runs node_exporter, a target with a large
- * exposition and the natprox client; the VPS namespace runs the natprox proxy and a scraper
+ * natprox across a real link: the home namespace runs node_exporter, a Prometheus scraping it
+ * (federated through the tunnel), a target with a large exposition and the natprox client; the VPS namespace runs the natprox proxy and a scraper
  * the test drives. Optionally a slow-line relay in the VPS namespace sits between them.
  * Processes are natprox's build (bin/natprox.js, dist/), not its sources.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { requireDebianBinaries } from './debian-binaries.js';
 import { HOME_ADDRESS, NetnsPair, VPS_ADDRESS } from './netns.js';
 import { poll, ProcessGroup, type RunningProcess } from './processes.js';
@@ -13,6 +16,9 @@ export const PROXY_PORT = 8080;
 export const RELAY_PORT = 8081;
 export const NODE_EXPORTER_PORT = 9100;
 export const BIG_PORT = 9200;
+export const HOME_PROMETHEUS_PORT = 9090;
+/** What the VPS Prometheus federates from the home one. */
+export const FEDERATE_PATH = `/federate?match[]=${encodeURIComponent('{job="node"}')}`;
 export const CLIENT_NAME = 'home';
 /** What the proxy knows of each tunnel (GET /api/v1/clients). */
 export interface ClientEntry {
@@ -110,6 +116,7 @@ export class Load {
     private readonly perSecond: number,
     private readonly deadlineMs: number,
     private readonly port = NODE_EXPORTER_PORT,
+    private readonly path = '/metrics',
   ) {}
 
   start(): void {
@@ -117,7 +124,7 @@ export class Load {
     let next = Date.now();
     const fire = (): void => {
       const sentAt = Date.now();
-      const done = this.scraper.scrape(this.port, this.deadlineMs).then(
+      const done = this.scraper.scrape(this.port, this.deadlineMs, this.path).then(
         (result) => {
           this.results.push({ ...result, sentAt, deadlineMs: this.deadlineMs });
         },
@@ -147,11 +154,12 @@ export class Deployment {
   client!: RunningProcess;
   scraper!: Scraper;
   private clientArgs: string[] = [];
+  private readonly cleanups: Array<() => void> = [];
   private proxyArgs: string[] = [];
 
   /** Starts every process; resolves once the tunnel is up. */
   async start(options: DeploymentOptions = {}): Promise<void> {
-    const bin = requireDebianBinaries(['prometheus-node-exporter']);
+    const bin = requireDebianBinaries(['prometheus', 'prometheus-node-exporter']);
     const { home, vps } = this.net;
     this.net.start(this.group, home, 'node_exporter', bin['prometheus-node-exporter'], [
       `--web.listen-address=127.0.0.1:${NODE_EXPORTER_PORT}`,
@@ -160,6 +168,18 @@ export class Deployment {
     const big = this.net.startScript(this.group, home, 'big target', 'e2e/helpers/metrics-server.ts', [
       '--listen', `127.0.0.1:${BIG_PORT}`, '--big-bytes', String(options.bigBytes ?? 5 * 1024 * 1024),
     ]); // prettier-ignore
+    // The home Prometheus scrapes node_exporter every second; the VPS federates it.
+    const promDir = mkdtempSync(join(tmpdir(), 'natprox-netns-prometheus-'));
+    this.cleanups.push(() => rmSync(promDir, { recursive: true, force: true }));
+    writeFileSync(
+      join(promDir, 'prometheus.yml'),
+      `global: { scrape_interval: 1s, scrape_timeout: 1s }\nscrape_configs:\n  - job_name: node\n    static_configs: [{ targets: ['127.0.0.1:${NODE_EXPORTER_PORT}'] }]\n`,
+    );
+    const homePrometheus = this.net.start(this.group, home, 'home Prometheus', bin.prometheus, [
+      `--config.file=${join(promDir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(promDir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${HOME_PROMETHEUS_PORT}`,
+    ]);
     this.proxyArgs = [
       'proxy',
       '--listen',
@@ -194,6 +214,8 @@ export class Deployment {
       String(NODE_EXPORTER_PORT),
       '--allow',
       String(BIG_PORT),
+      '--allow',
+      `${HOME_PROMETHEUS_PORT}/federate`,
       '--shutdown-grace',
       '1s',
       ...(options.clientArgs ?? []),
@@ -203,6 +225,7 @@ export class Deployment {
     await agent.waitForLine(/agent ready/, 15_000);
     this.scraper = new Scraper(agent);
     await big.waitForLine(/metrics server listening/, 15_000);
+    await homePrometheus.waitForLine(/Server is ready to receive web requests/, 30_000);
     await this.client.waitForLine(/tunnel connected/, 15_000);
     await this.waitForTunnel(10_000);
   }
@@ -245,6 +268,7 @@ export class Deployment {
   async stop(): Promise<void> {
     this.scraper?.process.child.stdin?.end();
     await this.net.destroy(this.group);
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
   }
 }
 

@@ -12,7 +12,13 @@ import {
   runFaultEpisode,
   type EpisodeFigures,
 } from '../helpers/fault-episode.js';
-import { CLIENT_NAME, Deployment, Load } from '../helpers/netns-deployment.js';
+import {
+  CLIENT_NAME,
+  Deployment,
+  FEDERATE_PATH,
+  HOME_PROMETHEUS_PORT,
+  Load,
+} from '../helpers/netns-deployment.js';
 
 /** The bounds natprox promises on a dead link (README, docs/reliability.md). */
 const DETECT_MS = 15_000;
@@ -153,6 +159,10 @@ describe('natprox on a real link: the home in its own network namespace', () => 
       const listeningAt = Date.now();
       await d.waitForTunnel(15_000, 50);
       const backAt = Date.now();
+      // Federation from the home Prometheus works through the new tunnel.
+      const federated = await d.scraper.scrape(HOME_PROMETHEUS_PORT, 10_000, FEDERATE_PATH);
+      assert.equal(federated.status, 200, JSON.stringify(federated));
+      assert.equal(federated.outcome, 'complete');
       await sleep(3000);
       const results = await load.stop();
       const overDeadline = results.filter((r) => r.outcome === 'hung' || r.totalMs > r.deadlineMs + 1000); // prettier-ignore

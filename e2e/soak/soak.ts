@@ -1,6 +1,7 @@
 /**
  * The soak: natprox across the namespace link (see e2e/helpers/netns.ts) at 20 scrapes/s
- * for `--minutes N` (default 10) while faults cycle: a blackhole both ways, the home-to-VPS
+ * (node_exporter) plus /federate of the home Prometheus once a second, for `--minutes N`
+ * (default 10), while faults cycle: a blackhole both ways, the home-to-VPS
  * direction dropped, the home's address moved; the proxy restarts once, at half time.
  *
  * Checks that every scrape ends as a complete 200 or a clean error (none hangs past its
@@ -13,7 +14,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { endedCleanly } from '../helpers/fault-episode.js';
-import { CLIENT_NAME, Deployment, Load, type LoadResult } from '../helpers/netns-deployment.js';
+import {
+  CLIENT_NAME,
+  Deployment,
+  FEDERATE_PATH,
+  HOME_PROMETHEUS_PORT,
+  Load,
+  type LoadResult,
+} from '../helpers/netns-deployment.js';
 
 const { values } = parseArgs({
   options: {
@@ -86,8 +94,11 @@ async function main(): Promise<void> {
   let failedChecks: string[];
   try {
     await d.start();
+    // node_exporter at the rate, plus the home Prometheus's /federate once a second.
     const load = new Load(d.scraper, RATE, DEADLINE_MS);
+    const federate = new Load(d.scraper, 1, DEADLINE_MS, HOME_PROMETHEUS_PORT, FEDERATE_PATH);
     load.start();
+    federate.start();
     const clientSamples: Sample[] = [];
     const proxySamples: Sample[][] = [[]];
     const sampler = setInterval(() => {
@@ -148,6 +159,10 @@ async function main(): Promise<void> {
     await sleep(Math.max(0, timeLeft()));
     clearInterval(sampler);
     const results = await load.stop();
+    const federated = await federate.stop();
+    const whole = federated.filter((r) => r.status === 200 && r.outcome === 'complete');
+    console.log(`figure: soak: federate scrapes ${federated.length}, complete 200 ${whole.length}, median body ${median(whole.map((r) => r.bytes))} bytes (gzip)`); // prettier-ignore
+    results.push(...federated);
     failedChecks = report(
       results,
       clientSamples,
