@@ -19,6 +19,8 @@ export interface AgentRequest {
   graceMs?: number;
   /** Keep the body (for JSON answers such as /api/v1/clients). */
   keepBody?: boolean;
+  /** Ask for an uncompressed body (to read it), not gzip as Prometheus does. */
+  identity?: boolean;
 }
 
 export interface AgentResult {
@@ -68,7 +70,7 @@ function scrape(request: AgentRequest): Promise<AgentResult> {
         'x-prometheus-scrape-timeout-seconds': String(request.deadlineMs / 1000),
         accept: 'text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
         // As Prometheus asks; the body is counted as it arrives, not decompressed.
-        'accept-encoding': 'gzip',
+        'accept-encoding': request.identity ? 'identity' : 'gzip',
       },
     });
     const hangTimer = setTimeout(

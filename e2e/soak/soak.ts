@@ -39,8 +39,13 @@ const TOTAL_MS = MINUTES * 60_000;
 const DEADLINE_MS = 10_000;
 const FAULT_MS = 20_000;
 const HEALTHY_MS = 25_000;
-/** Samples before this much time are warm-up, for the growth checks. */
-const WARM_UP_MS = Math.min(90_000, TOTAL_MS / 5);
+/**
+ * Samples before this much time are warm-up, for the growth checks: one whole cycle of the
+ * faults (each kind once), as V8 sizes its heaps to the load and to the piles of scrapes a
+ * silent tunnel collects.
+ */
+const WARM_UP_MS = Math.min(150_000, TOTAL_MS / 4);
+const CLIENT_METRICS_PORT = 9101;
 const SAMPLE_EVERY_MS = 5000;
 const GROWTH_LIMIT = 0.1;
 
@@ -50,6 +55,39 @@ interface Sample {
   at: number;
   rssKiB: number;
   fds: number;
+}
+
+interface HeapSample {
+  at: number;
+  heapUsedKiB: number;
+}
+
+/** nodejs_heap_size_used_bytes from a natprox /metrics text, in KiB. */
+function heapUsedKiB(text: string | undefined): number | undefined {
+  const match = /^natprox_(?:client|proxy)_nodejs_heap_size_used_bytes (\S+)/m.exec(text ?? '');
+  return match ? Number(match[1]) / 1024 : undefined;
+}
+
+/** The lowest heap in use per minute after `from` (the floor after garbage collections). */
+function heapFloors(samples: HeapSample[], from: number): number[] {
+  const floors = new Map<number, number>();
+  for (const s of samples) {
+    if (s.at < from) continue;
+    const minute = Math.floor((s.at - from) / 60_000);
+    floors.set(minute, Math.min(floors.get(minute) ?? Infinity, s.heapUsedKiB));
+  }
+  return [...floors.values()].map((kib) => Math.round(kib / 102.4) / 10);
+}
+
+/** Median RSS per minute (MiB), for the figures. */
+function rssByMinute(samples: Sample[], from: number): number[] {
+  const byMinute = new Map<number, number[]>();
+  for (const s of samples) {
+    if (s.at < from) continue;
+    const minute = Math.floor((s.at - from) / 60_000);
+    byMinute.set(minute, [...(byMinute.get(minute) ?? []), s.rssKiB]);
+  }
+  return [...byMinute.values()].map((kib) => Math.round(median(kib) / 102.4) / 10);
 }
 
 function sample(pid: number | undefined): Sample | undefined {
@@ -93,7 +131,14 @@ async function main(): Promise<void> {
   hardStop.unref();
   let failedChecks: string[];
   try {
-    await d.start();
+    await d.start({
+      clientArgs: [
+        '--metrics-listen',
+        `127.0.0.1:${CLIENT_METRICS_PORT}`,
+        '--allow',
+        `${CLIENT_METRICS_PORT}/metrics`,
+      ],
+    });
     // node_exporter at the rate, plus the home Prometheus's /federate once a second.
     const load = new Load(d.scraper, RATE, DEADLINE_MS);
     const federate = new Load(d.scraper, 1, DEADLINE_MS, HOME_PROMETHEUS_PORT, FEDERATE_PATH);
@@ -101,11 +146,38 @@ async function main(): Promise<void> {
     federate.start();
     const clientSamples: Sample[] = [];
     const proxySamples: Sample[][] = [[]];
+    const clientHeap: HeapSample[] = [];
+    const proxyHeap: HeapSample[][] = [[]];
     const sampler = setInterval(() => {
       const c = sample(d.client.child.pid);
       if (c) clientSamples.push(c);
       const p = sample(d.proxy.child.pid);
       if (p) proxySamples.at(-1)?.push(p);
+      // Heap in use, from each one's /metrics (the client's through its own tunnel).
+      const proxyList = proxyHeap.at(-1);
+      void d.scraper
+        .request({
+          url: `http://127.0.0.1:8080/metrics`,
+          deadlineMs: 2000,
+          keepBody: true,
+          identity: true,
+        }) // prettier-ignore
+        .then((r) => {
+          const kib = heapUsedKiB(r.body);
+          if (kib !== undefined) proxyList?.push({ at: Date.now(), heapUsedKiB: kib });
+        });
+      void d.scraper
+        .request({
+          url: `http://${CLIENT_NAME}:${CLIENT_METRICS_PORT}/metrics`,
+          proxy: '127.0.0.1:8080',
+          deadlineMs: 2000,
+          keepBody: true,
+          identity: true,
+        }) // prettier-ignore
+        .then((r) => {
+          const kib = heapUsedKiB(r.body);
+          if (kib !== undefined) clientHeap.push({ at: Date.now(), heapUsedKiB: kib });
+        });
     }, SAMPLE_EVERY_MS);
     let downMs = 0;
     const faults: string[] = [];
@@ -124,6 +196,7 @@ async function main(): Promise<void> {
         const t = Date.now();
         await d.proxy.stop('SIGTERM');
         proxySamples.push([]);
+        proxyHeap.push([]);
         d.startProxy();
         await d.proxy.waitForLine(/proxy listening/, 15_000);
         await waitBack();
@@ -172,6 +245,12 @@ async function main(): Promise<void> {
       downMs,
       faults,
     );
+    const fromWarm = startedAt + WARM_UP_MS;
+    const proxyFrom = (i: number): number => (i === 0 ? fromWarm : proxyRestartAt + WARM_UP_MS);
+    console.log(`figure: soak: client RSS by minute after warm-up (MiB): ${rssByMinute(clientSamples, fromWarm).join(', ')}`); // prettier-ignore
+    console.log(`figure: soak: client heap floor by minute after warm-up (MiB): ${heapFloors(clientHeap, fromWarm).join(', ')}`); // prettier-ignore
+    console.log(`figure: soak: proxy RSS by minute after warm-up (MiB): ${proxySamples.map((p, i) => rssByMinute(p, proxyFrom(i)).join(', ')).join(' | restart | ')}`); // prettier-ignore
+    console.log(`figure: soak: proxy heap floor by minute after warm-up (MiB): ${proxyHeap.map((p, i) => heapFloors(p, proxyFrom(i)).join(', ')).join(' | restart | ')}`); // prettier-ignore
   } catch (err) {
     console.error(`soak failed: ${(err as Error).stack}\n${d.report()}`);
     failedChecks = ['the soak itself failed'];
