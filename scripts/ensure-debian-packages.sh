@@ -13,8 +13,10 @@ declare -A PACKAGE_OF=(
   [prometheus-node-exporter]=prometheus-node-exporter
   [nginx]=nginx-light
   [systemd-analyze]=systemd
+  [nft]=nftables
+  [ip]=iproute2
 )
-# nginx lives in /usr/sbin, which a non-root PATH may leave out.
+# nginx, nft and ip live in /usr/sbin, which a non-root PATH may leave out.
 PATH="$PATH:/usr/sbin"
 
 missing=()

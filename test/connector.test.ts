@@ -67,6 +67,17 @@ async function waitFor(clock: FakeClock, condition: () => boolean, maxMs = 3000)
   }
 }
 
+/** Waits `ms` of fake time, as a dial does; rejects when the client stops it first. */
+function waitOrAbort(clock: FakeClock, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = clock.setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clock.clearTimeout(timer);
+      reject(signal.reason as Error);
+    });
+  });
+}
+
 describe('NativeClientTransport', () => {
   it('reconnects after failed dials with growing, capped delays, spaced in time', async () => {
     const clock = new FakeClock();
@@ -107,6 +118,54 @@ describe('NativeClientTransport', () => {
     });
     assert.deepEqual(states.at(-1), { state: 'closed' });
     assert.deepEqual(transport.state, { state: 'closed' });
+  });
+
+  it('counts the delay from the start of a dial that failed after waiting: a healed link is tried at once', async () => {
+    const clock = new FakeClock();
+    const { events, states } = recorder();
+    const dialTimes: number[] = [];
+    const transport = new NativeClientTransport({
+      // Each dial hangs 150 ms and then fails, as a connect whose SYNs vanish times out.
+      dial: async (signal) => {
+        dialTimes.push(clock.now());
+        await waitOrAbort(clock, 150, signal);
+        throw new Error('no answer from 10.0.0.1:8080 within 150 ms');
+      },
+      events,
+      backoff: { ...SMALL_BACKOFF, initialMs: 100, maxMs: 100 },
+      resetBackoffAfterMs: 1000,
+      clock,
+    });
+    transport.start();
+    await waitFor(clock, () => dialTimes.length >= 3);
+    await transport.stop(0);
+    // Before: 150 ms of dialing, then the whole 100 ms delay on top (a gap of 250 ms).
+    assert.deepEqual(
+      dialTimes.slice(1, 3).map((at, i) => at - (dialTimes[i] as number)),
+      [150, 150],
+    );
+    assert.deepEqual(delays(states).slice(0, 2), [0, 0]);
+  });
+
+  it('a dial refused at once waits its whole delay', async () => {
+    const clock = new FakeClock();
+    const { events, states } = recorder();
+    const dialTimes: number[] = [];
+    const transport = new NativeClientTransport({
+      dial: async (signal) => {
+        dialTimes.push(clock.now());
+        await waitOrAbort(clock, 99, signal);
+        throw new Error('connect ECONNREFUSED 10.0.0.1:8080');
+      },
+      events,
+      backoff: { ...SMALL_BACKOFF, initialMs: 100, maxMs: 100 },
+      resetBackoffAfterMs: 1000,
+      clock,
+    });
+    transport.start();
+    await waitFor(clock, () => dialTimes.length >= 3);
+    await transport.stop(0);
+    assert.deepEqual(delays(states).slice(0, 2), [100, 100]);
   });
 
   it('start() twice runs one loop', async () => {

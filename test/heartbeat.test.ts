@@ -41,7 +41,11 @@ interface Harness {
 function harness(
   intervalMs: number,
   maxMissed: number,
-  extra: { passive?: boolean; receivedSinceLastAsked?: () => boolean } = {},
+  extra: {
+    passive?: boolean;
+    pingWhileReceiving?: boolean;
+    receivedSinceLastAsked?: () => boolean;
+  } = {},
 ): Harness {
   const timers = new FakeTimers();
   const pending: Array<() => void> = [];
@@ -53,7 +57,13 @@ function harness(
       pending.push(onPong);
     },
     (silentMs) => deaths.push(silentMs),
-    { intervalMs, maxMissed, timers, ...(extra.passive ? { passive: true } : {}) },
+    {
+      intervalMs,
+      maxMissed,
+      timers,
+      ...(extra.passive ? { passive: true } : {}),
+      ...(extra.pingWhileReceiving ? { pingWhileReceiving: true } : {}),
+    },
     extra.receivedSinceLastAsked,
   );
   return { timers, heartbeat, pending, pings: () => pings, deaths };
@@ -321,5 +331,23 @@ describe('Heartbeat, passive (the proxy) and counting bytes', () => {
     h.timers.tick();
     h.timers.tick();
     assert.deepEqual(h.deaths, [2000], 'no bytes and no answer: dead');
+  });
+
+  it('pingWhileReceiving: bytes from the peer keep it alive while its pongs are late, and the pings go on', () => {
+    // The client uploading a body on a slow line: its pings wait behind the body, while the
+    // proxy's WINDOW_UPDATEs keep arriving.
+    let received = true;
+    const h = harness(1000, 2, {
+      pingWhileReceiving: true,
+      receivedSinceLastAsked: () => received,
+    });
+    h.heartbeat.start();
+    for (let i = 0; i < 10; i++) h.timers.tick();
+    assert.deepEqual(h.deaths, [], 'bytes from the peer prove it alive');
+    assert.equal(h.pings(), 10, 'a ping every tick: the passive proxy hears from this side');
+    // Nothing arrives any more and the pings stay unanswered: dead after maxMissed ticks.
+    received = false;
+    for (let i = 0; i < 3; i++) h.timers.tick();
+    assert.deepEqual(h.deaths, [2000]);
   });
 });

@@ -24,6 +24,8 @@ export interface RunningProcess {
 export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** 'pipe' to write to the process (child.stdin); default: no input. */
+  stdin?: 'pipe' | 'ignore';
 }
 
 /** Processes started by one test; `stopAll()` in teardown, `report()` when a step fails. */
@@ -34,7 +36,7 @@ export class ProcessGroup {
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
     });
     const lines: string[] = [];
     const partial = { stdout: '', stderr: '' };

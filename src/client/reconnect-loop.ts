@@ -4,6 +4,9 @@ import { Backoff, failureKind, type BackoffOptions, type FailureKind } from './b
 import type { ClientEvents, ConnectionState } from './client-events.js';
 import type { TunnelName } from './proxy-endpoint.js';
 
+/** A failed attempt that took this long counts its time against the next delay. */
+const SPENT_DIALING_MS = 100;
+
 /** What a transport's attempt tells the loop while it runs. */
 export interface AttemptControl {
   /** Aborts (with NATPROX_STOPPED) when the loop stops: end the attempt then. */
@@ -106,6 +109,8 @@ export class ReconnectLoop {
       let lastError: string;
       // A tunnel that was up and dropped: the proxy went away or the link broke.
       let kind: FailureKind = 'unreachable';
+      const startedAt = this.clock.now();
+      let spentMs = 0;
       try {
         lastError = await this.options.attempt(this.control);
         this.backoff.down();
@@ -113,9 +118,15 @@ export class ReconnectLoop {
         lastError = errorMessage(err);
         kind = failureKind(err);
         this.attemptNumber += 1;
+        spentMs = this.clock.now() - startedAt;
       }
       if (signal.aborted) return;
-      const delayMs = this.backoff.next(kind);
+      // The delay counts from the start of a failed attempt: one that hung until its
+      // timeout (SYNs dropped on a dead link) goes again at once, so a link that heals is
+      // used within one dial, not a timeout plus a whole delay later. An attempt refused at
+      // once waits its whole delay, so a proxy that refuses is never hammered.
+      const plannedMs = this.backoff.next(kind);
+      const delayMs = spentMs >= SPENT_DIALING_MS ? Math.max(0, plannedMs - spentMs) : plannedMs;
       this.setState({ state: 'reconnecting', attempt: this.attemptNumber, delayMs, lastError });
       try {
         await sleep(this.clock, delayMs, signal);

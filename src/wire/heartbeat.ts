@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+
 /** Timer functions, injectable so tests can drive heartbeats with fake time. */
 export interface Timers {
   setInterval(fn: () => void, ms: number): { unref?(): unknown };
@@ -19,6 +21,12 @@ export interface HeartbeatOptions {
    * tunnels and the one proxy only answers them (its answers are sent without JavaScript).
    */
   passive?: boolean;
+  /**
+   * Bytes reported by `receivedSinceLastAsked` prove the peer alive but do not skip the next
+   * ping: the client's pings are the passive proxy's sign of life, and the answers to them
+   * arrive as bytes too.
+   */
+  pingWhileReceiving?: boolean;
   timers?: Timers;
 }
 
@@ -67,7 +75,10 @@ export class Heartbeat {
   }
 
   private tick(): void {
-    if (this.receivedSinceLastAsked?.()) this.alive();
+    if (this.receivedSinceLastAsked?.()) {
+      if (this.options.pingWhileReceiving === true) this.answeredSinceTick = true;
+      else this.alive();
+    }
     if (this.answeredSinceTick) {
       this.missed = 0;
     } else {
@@ -87,4 +98,21 @@ export class Heartbeat {
   private onPong(): void {
     this.answeredSinceTick = true;
   }
+}
+
+/**
+ * Whether the socket received bytes since the last call: any frame from the peer proves it
+ * alive, with no JavaScript run per frame. On the proxy: the client's pings, the answers to
+ * ours and scrape bodies. On the client: the proxy's WINDOW_UPDATEs while a body uploads,
+ * since a ping queued behind megabytes on a slow uplink may take longer than the timeout.
+ */
+export function bytesArrived(socket: Duplex): () => boolean {
+  const counted = socket as Duplex & { bytesRead?: number };
+  let seen = counted.bytesRead ?? 0;
+  return () => {
+    const now = counted.bytesRead ?? 0;
+    const arrived = now !== seen;
+    seen = now;
+    return arrived;
+  };
 }

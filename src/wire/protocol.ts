@@ -50,11 +50,14 @@ export const LENGTH_COMPLETES_HEADER = 'x-natprox-length-completes';
 export const ERROR_CODE_HEADER = 'x-natprox-error';
 
 /**
- * HTTP/2 settings for the tunnel. The default 64 KiB stream window throttles large bodies
- * on any link with latency; 4 MiB per stream and 32 MiB per connection keep a federate
- * response flowing while still bounding what a slow scraper can make the proxy buffer.
+ * HTTP/2 settings for the tunnel. The stream window bounds what one body can have on its
+ * way: on a slow home uplink all of it sits in the client's socket buffer, ahead of every
+ * other scrape's answer. 256 KiB is a second at 2 Mbit/s, so a small scrape beside a
+ * federate body still answers within 2 s (e2e/netns/slow-link.test.ts; 4 MiB made it wait
+ * 8-10 s), while a body still gets 256 KiB per round trip (10 Mbit/s at 200 ms, 100 Mbit/s
+ * at 20 ms). 32 MiB per connection lets many bodies flow at once.
  */
-export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+export const STREAM_WINDOW_BYTES = 256 * 1024;
 export const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024;
 export const TUNNEL_SETTINGS: Settings = {
   initialWindowSize: STREAM_WINDOW_BYTES,

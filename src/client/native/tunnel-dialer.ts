@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { NatproxError } from '../../errors.js';
-import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
+import { bytesArrived, Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
 import { releaseOnPeerReset } from '../../wire/peer-reset.js';
 import { dialTls, type ClientTls } from '../../wire/tls-connect.js';
 import {
@@ -235,7 +235,11 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
       end(`proxy did not answer heartbeats for ${silentMs} ms`);
       h2.destroy();
     },
-    options.heartbeat,
+    // Any bytes from the proxy (its WINDOW_UPDATEs while a body uploads) prove it alive: on
+    // a slow uplink a ping waits behind the body in the socket buffer for longer than the
+    // heartbeat allows.
+    { ...options.heartbeat, pingWhileReceiving: true },
+    bytesArrived(socket),
   );
   heartbeat.start();
   // The proxy pings only after an interval without a word from this side; its pings prove

@@ -17,7 +17,7 @@ import {
   streamComplete,
   trailersMarkComplete,
 } from '../../wire/body-completion.js';
-import { Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
+import { bytesArrived, Heartbeat, type HeartbeatOptions } from '../../wire/heartbeat.js';
 import {
   CONNECTION_WINDOW_BYTES,
   DEADLINE_HEADER,
@@ -319,20 +319,4 @@ function countData(stream: ClientHttp2Stream, budget: ControlBudget): DataCounte
     };
   }
   return counter;
-}
-
-/**
- * Whether the socket received bytes since the last call. The client's pings, the answers to
- * ours and scrape bodies all count, with no JavaScript run per frame: the proxy serves many
- * tunnels, and most of them are idle.
- */
-function bytesArrived(socket: Duplex): () => boolean {
-  const counted = socket as Duplex & { bytesRead?: number };
-  let seen = counted.bytesRead ?? 0;
-  return () => {
-    const now = counted.bytesRead ?? 0;
-    const arrived = now !== seen;
-    seen = now;
-    return arrived;
-  };
 }
