@@ -220,6 +220,8 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
     heartbeat.stop();
     resolveClosed(why);
   };
+  const received = bytesArrived(socket);
+  let proxyPinged = false;
   const heartbeat = new Heartbeat(
     (onPong) => {
       if (h2.destroyed) return;
@@ -237,14 +239,21 @@ function serveTunnel(socket: Socket, options: DialOptions): TunnelConnection {
     },
     // Any bytes from the proxy (its WINDOW_UPDATEs while a body uploads) prove it alive: on
     // a slow uplink a ping waits behind the body in the socket buffer for longer than the
-    // heartbeat allows.
+    // heartbeat allows. Except in an interval in which the proxy pinged: it pings only when
+    // it has heard nothing from this side for an interval, so its ping says the way to it
+    // may be dead (home to VPS dropped), and only an answer to this side's ping counts then.
     { ...options.heartbeat, pingWhileReceiving: true },
-    bytesArrived(socket),
+    () => {
+      const arrived = received();
+      const pinged = proxyPinged;
+      proxyPinged = false;
+      return arrived && !pinged;
+    },
   );
   heartbeat.start();
-  // The proxy pings only after an interval without a word from this side; its pings prove
-  // it alive too, so this side skips its own then.
-  h2.on('ping', () => heartbeat.alive());
+  h2.on('ping', () => {
+    proxyPinged = true;
+  });
   h2.on('error', (err) => end(`tunnel error: ${err.message}`));
   h2.on('goaway', () => end('proxy closed the tunnel (GOAWAY)'));
   const finished = new Promise<void>((resolve) => {
