@@ -69,6 +69,24 @@ async function clientLoads(t: TestContext, args: string[]): Promise<string[]> {
   return trace.loaded();
 }
 
+/** Runs a proxy until it listens, then stops it; resolves with what it loaded. */
+async function proxyLoads(t: TestContext, args: string[]): Promise<string[]> {
+  const trace = traceEnv();
+  const port = await deadPort();
+  const proxy = spawnNatprox(
+    ['proxy', '--listen', `127.0.0.1:${port}`, ...args],
+    (fn) => t.after(fn),
+    trace.env,
+  );
+  await proxy.waitFor(/proxy listening/);
+  proxy.child.kill('SIGTERM');
+  await proxy.exited;
+  return trace.loaded();
+}
+
+const NOT_FOR_THE_PROXY =
+  /\/dist\/(client|check)\/|\/cli\/(demo|config|check|client)-command\.js$|\/node_modules\/(yaml|zod|undici)\//;
+
 describe('modules loaded per command', () => {
   it('natprox --version loads no command', async () => {
     const trace = traceEnv();
@@ -102,6 +120,20 @@ describe('modules loaded per command', () => {
     const config = join(dir, 'client.yaml');
     writeFileSync(config, 'allow: ["9100"]\n');
     const loaded = await clientLoads(t, ['--config', config]);
+    assert.notDeepEqual(matching(loaded, /\/node_modules\/yaml\//), []);
+    assert.notDeepEqual(matching(loaded, /\/node_modules\/zod\//), []);
+  });
+
+  it('the proxy loads no client, check or demo code, and no YAML, zod or undici', async (t) => {
+    const loaded = await proxyLoads(t, []);
+    assert.ok(matching(loaded, /\/cli\/proxy-command\.js$/).length === 1, 'the hook saw it');
+    assert.deepEqual(matching(loaded, NOT_FOR_THE_PROXY), []);
+  });
+
+  it('the proxy loads YAML and zod with --config', async (t) => {
+    const config = join(dir, 'proxy.yaml');
+    writeFileSync(config, 'default_scrape_timeout: 10s\n');
+    const loaded = await proxyLoads(t, ['--config', config]);
     assert.notDeepEqual(matching(loaded, /\/node_modules\/yaml\//), []);
     assert.notDeepEqual(matching(loaded, /\/node_modules\/zod\//), []);
   });

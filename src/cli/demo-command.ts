@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NatproxClient } from '../client/natprox-client.js';
-import { flagHostPort, isLoopbackHost } from '../config/proxy-settings.js';
+import { flagHostPort, isLoopbackHost } from '../config/proxy-settings-from.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logClientEvents } from '../observability/client-logging.js';

@@ -1,4 +1,4 @@
-import { isLoopbackHost, resolveProxySettings } from '../config/proxy-settings.js';
+import { isLoopbackHost, loadProxySettings } from '../config/proxy-settings-from.js';
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logProxyEvents } from '../observability/proxy-logging.js';
@@ -25,7 +25,7 @@ export async function proxyCommand(args: string[]): Promise<number> {
     return 0;
   }
   const level = logLevel(flags['log-level']);
-  const settings = resolveProxySettings(flags);
+  const settings = await loadProxySettings(flags);
   const log = createLogger({ level });
   const proxy = new NatproxProxy(settings.proxy);
   logProxyEvents(proxy.events, log);
@@ -52,9 +52,9 @@ export async function proxyCommand(args: string[]): Promise<number> {
   if (!settings.proxy.scrapers) {
     log.warn('no "scrapers:" in the config: anyone who reaches the proxy may scrape through it');
   }
-  process.on('SIGHUP', () => {
+  const reload = async (): Promise<void> => {
     try {
-      const reloaded = resolveProxySettings(flags);
+      const reloaded = await loadProxySettings(flags);
       proxy.reload(reloaded.proxy);
       log.info({ config: flags.config ?? null }, 'config and certificate reloaded');
       for (const warning of reloaded.warnings) log.warn(warning);
@@ -64,7 +64,8 @@ export async function proxyCommand(args: string[]): Promise<number> {
         'reload rejected: the previous config stays in force',
       );
     }
-  });
+  };
+  process.on('SIGHUP', () => void reload());
   try {
     await proxy.listen();
   } catch (err) {
