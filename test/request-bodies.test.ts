@@ -18,6 +18,7 @@ import {
 import { readPolledRequest } from '../src/wire/pushprox/request-reader.js';
 import { MAX_POLLED_BODY_BYTES } from '../src/wire/pushprox/wire-format.js';
 import { rawRequest } from './helpers/raw-http.js';
+import type { ClientOptions } from '../src/client/client-options.js';
 
 interface Seen {
   method: string;
@@ -141,36 +142,56 @@ function sendThrough(
   );
 }
 
+interface SeenRequest {
+  method: string;
+  url: string;
+  bytes: number;
+}
+
+/** The most a request body may carry through the proxy in these tests (max_request_bytes). */
+const LIMIT = 4 * 1024 * 1024;
+
+/**
+ * A target that answers each request with its body's size and SHA-256, a proxy with
+ * max_request_bytes = LIMIT, and a client (with `client` on top) allowing GET on the target
+ * and POST on /api/v1/read. `seen` lists the requests the target read to their end.
+ */
+async function startBodyRoute(
+  client: Partial<ClientOptions>,
+): Promise<{ proxyPort: number; targetPort: number; seen: SeenRequest[] }> {
+  const seen: SeenRequest[] = [];
+  const target = await startTarget((req, res) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    });
+    req.once('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', bytes });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`${bytes} ${hash.digest('hex')}\n`);
+    });
+  }, teardown);
+  const proxy = await startProxy(teardown, { limits: { maxRequestBytes: LIMIT } });
+  await startClient(teardown, {
+    proxyUrl: new URL(proxy.url),
+    ...client,
+    allow: [
+      { host: '127.0.0.1', port: target.port },
+      { host: '127.0.0.1', port: target.port, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
+    ],
+  });
+  return { proxyPort: proxy.port, targetPort: target.port, seen };
+}
+
 describe('request bodies through the native tunnel', () => {
   let proxyPort: number;
   let targetPort: number;
-  const seen: Array<{ method: string; url: string; bytes: number }> = [];
-  const LIMIT = 4 * 1024 * 1024;
+  let seen: SeenRequest[];
 
   before(async () => {
-    const target = await startTarget((req, res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      req.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      });
-      req.once('end', () => {
-        seen.push({ method: req.method ?? '', url: req.url ?? '', bytes });
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(`${bytes} ${hash.digest('hex')}\n`);
-      });
-    }, teardown);
-    targetPort = target.port;
-    const proxy = await startProxy(teardown, { limits: { maxRequestBytes: LIMIT } });
-    proxyPort = proxy.port;
-    await startClient(teardown, {
-      proxyUrl: new URL(proxy.url),
-      allow: [
-        { host: '127.0.0.1', port: targetPort },
-        { host: '127.0.0.1', port: targetPort, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
-      ],
-    });
+    ({ proxyPort, targetPort, seen } = await startBodyRoute({}));
   });
 
   it('a POST of several MiB to a granted path streams through, with Content-Length and chunked', async () => {
@@ -254,37 +275,15 @@ describe('request bodies through the native tunnel', () => {
 describe('request bodies over PushProx (natprox proxy, natprox client --transport pushprox)', () => {
   let proxyPort: number;
   let targetPort: number;
-  const seen: Array<{ method: string; url: string; bytes: number }> = [];
-  const LIMIT = 4 * 1024 * 1024;
+  let seen: SeenRequest[];
 
   before(async () => {
-    const target = await startTarget((req, res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      req.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-      });
-      req.once('end', () => {
-        seen.push({ method: req.method ?? '', url: req.url ?? '', bytes });
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(`${bytes} ${hash.digest('hex')}\n`);
-      });
-    }, teardown);
-    targetPort = target.port;
-    const proxy = await startProxy(teardown, { limits: { maxRequestBytes: LIMIT } });
-    proxyPort = proxy.port;
-    await startClient(teardown, {
-      proxyUrl: new URL(proxy.url),
+    ({ proxyPort, targetPort, seen } = await startBodyRoute({
       names: ['demo'],
       transport: 'pushprox',
       backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
       pollAcceptedAfterMs: 50,
-      allow: [
-        { host: '127.0.0.1', port: targetPort },
-        { host: '127.0.0.1', port: targetPort, pathPrefixes: ['/api/v1/read'], methods: ['POST'] },
-      ],
-    });
+    }));
   });
 
   it('a POST to a granted path carries its body in the poll answer, Content-Length or chunked', async () => {
