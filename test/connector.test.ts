@@ -120,16 +120,22 @@ describe('NativeClientTransport', () => {
     assert.deepEqual(transport.state, { state: 'closed' });
   });
 
-  it('counts the delay from the start of a dial that failed after waiting: a healed link is tried at once', async () => {
+  /**
+   * Three dials that each fail after `failAfterMs` of fake time, with a 100 ms backoff:
+   * the gaps between the dials' starts and the delays the states announced.
+   */
+  async function failingDials(
+    failAfterMs: number,
+    error: string,
+  ): Promise<{ gaps: number[]; delays: number[] }> {
     const clock = new FakeClock();
     const { events, states } = recorder();
     const dialTimes: number[] = [];
     const transport = new NativeClientTransport({
-      // Each dial hangs 150 ms and then fails, as a connect whose SYNs vanish times out.
       dial: async (signal) => {
         dialTimes.push(clock.now());
-        await waitOrAbort(clock, 150, signal);
-        throw new Error('no answer from 10.0.0.1:8080 within 150 ms');
+        await waitOrAbort(clock, failAfterMs, signal);
+        throw new Error(error);
       },
       events,
       backoff: { ...SMALL_BACKOFF, initialMs: 100, maxMs: 100 },
@@ -139,33 +145,30 @@ describe('NativeClientTransport', () => {
     transport.start();
     await waitFor(clock, () => dialTimes.length >= 3);
     await transport.stop(0);
+    return {
+      gaps: dialTimes.slice(1, 3).map((at, i) => at - (dialTimes[i] as number)),
+      delays: delays(states).slice(0, 2),
+    };
+  }
+
+  it('counts the delay from the start of a dial that failed after waiting: a healed link is tried at once', async () => {
+    // Each dial hangs 150 ms and then fails, as a connect whose SYNs vanish times out.
     // Before: 150 ms of dialing, then the whole 100 ms delay on top (a gap of 250 ms).
-    assert.deepEqual(
-      dialTimes.slice(1, 3).map((at, i) => at - (dialTimes[i] as number)),
-      [150, 150],
+    const { gaps, delays: announced } = await failingDials(
+      150,
+      'no answer from 10.0.0.1:8080 within 150 ms',
     );
-    assert.deepEqual(delays(states).slice(0, 2), [0, 0]);
+    assert.deepEqual(gaps, [150, 150]);
+    assert.deepEqual(announced, [0, 0]);
   });
 
   it('a dial refused at once waits its whole delay', async () => {
-    const clock = new FakeClock();
-    const { events, states } = recorder();
-    const dialTimes: number[] = [];
-    const transport = new NativeClientTransport({
-      dial: async (signal) => {
-        dialTimes.push(clock.now());
-        await waitOrAbort(clock, 99, signal);
-        throw new Error('connect ECONNREFUSED 10.0.0.1:8080');
-      },
-      events,
-      backoff: { ...SMALL_BACKOFF, initialMs: 100, maxMs: 100 },
-      resetBackoffAfterMs: 1000,
-      clock,
-    });
-    transport.start();
-    await waitFor(clock, () => dialTimes.length >= 3);
-    await transport.stop(0);
-    assert.deepEqual(delays(states).slice(0, 2), [100, 100]);
+    const { gaps, delays: announced } = await failingDials(
+      99,
+      'connect ECONNREFUSED 10.0.0.1:8080',
+    );
+    assert.deepEqual(gaps, [199, 199]);
+    assert.deepEqual(announced, [100, 100]);
   });
 
   it('start() twice runs one loop', async () => {
