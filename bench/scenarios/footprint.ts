@@ -5,7 +5,8 @@
  *   - client start to tunnel up: from spawning the client until the proxy's /clients lists
  *     its name (polled every 5 ms);
  *   - client resident memory (VmRSS) once idle after the tunnel is up, and after 10,000
- *     scrapes of 10 KiB and 20 of 5 MiB (quick: 1,000 and 5) and a short idle;
+ *     scrapes of 10 KiB and 20 of 5 MiB (quick: 500 and 3) and a short idle (2 s, quick 1 s:
+ *     long enough for the idle collection of src/util/idle-reclaim.ts);
  *   - the proxy's resident memory with that one client, idle, before any scrape;
  *   - CPU per 10 KiB scrape of the proxy and the client (one at a time, one connection).
  */
@@ -76,7 +77,7 @@ const mib = (kib: number): number => kib / KiB_PER_MiB;
 export async function footprint(ctx: Context): Promise<ScenarioResult> {
   const versionRuns = ctx.quick ? 3 : 9;
   const starts = ctx.quick ? 1 : 3;
-  const settleMs = ctx.quick ? 300 : 2000;
+  const settleMs = ctx.quick ? 1000 : 2000;
   const smallScrapes = ctx.quick ? 500 : 10_000;
   const bigScrapes = ctx.quick ? 3 : 20;
   const target = await startTarget();

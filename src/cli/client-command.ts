@@ -3,8 +3,10 @@ import { describeTarget } from '../client/allowlist.js';
 import { NatproxClient } from '../client/natprox-client.js';
 import { loadClientSettings } from '../config/client-settings-from.js';
 import { logClientEvents } from '../observability/client-logging.js';
+import { logReclaimed } from '../observability/reclaim-logging.js';
 import { createLogger } from '../observability/logger.js';
 import { formatHostPort } from '../util/host-port.js';
+import { IdleReclaim } from '../util/idle-reclaim.js';
 import { redactUrl } from '../util/redact-url.js';
 import { CLIENT_FLAGS } from './client-flags.js';
 import { CLIENT_HELP } from './help.js';
@@ -57,9 +59,13 @@ export async function clientCommand(args: string[]): Promise<number> {
     },
     'natprox client starting',
   );
+  // A client on a small machine idles between Prometheus's scrapes: give memory back then.
+  const reclaim = new IdleReclaim({ onReclaim: (reclaimed) => logReclaimed(log, reclaimed) });
+  client.events.on('scrapeServed', () => reclaim.activity());
   client.start();
   const signal = await waitForStopSignal(() => process.exit(1));
   log.info({ signal, graceMs: settings.shutdownGraceMs }, 'shutting down');
+  reclaim.stop();
   await client.stop(settings.shutdownGraceMs);
   metricsServer?.close();
   metricsServer?.closeAllConnections();

@@ -2,8 +2,10 @@ import { isLoopbackHost, loadProxySettings } from '../config/proxy-settings-from
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { logProxyEvents } from '../observability/proxy-logging.js';
+import { logReclaimed } from '../observability/reclaim-logging.js';
 import { warnWhenForwarded } from '../proxy/forwarded-hint.js';
 import { NatproxProxy } from '../proxy/proxy-server.js';
+import { IdleReclaim } from '../util/idle-reclaim.js';
 import { PROXY_HELP } from './help.js';
 import { logLevel } from './log-level.js';
 import { COMMON_FLAGS, parseFlags } from './parse-flags.js';
@@ -73,7 +75,14 @@ export async function proxyCommand(args: string[]): Promise<number> {
     log.flush();
     return 1;
   }
+  // Between scrapes, give back what the last ones left behind (see IdleReclaim).
+  const reclaim = new IdleReclaim({
+    busy: () => proxy.activeScrapes > 0,
+    onReclaim: (reclaimed) => logReclaimed(log, reclaimed),
+  });
+  proxy.events.on('scrapeFinished', () => reclaim.activity());
   const signal = await waitForStopSignal(() => process.exit(1));
+  reclaim.stop();
   log.info(
     { signal, inFlight: proxy.activeScrapes, graceMs: settings.shutdownGraceMs },
     'shutting down: no new connections, finishing in-flight scrapes',

@@ -1,0 +1,145 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { realClock, type Clock, type ClockTimer } from './clock.js';
+
+const MiB = 1024 * 1024;
+/** How long after a collection its effect on the resident size is read. */
+const SETTLE_MS = 1000;
+
+export interface IdleReclaimOptions {
+  /** How long nothing must have happened before memory is given back. */
+  quietMs?: number;
+  /** Resident growth since the last collection that makes a collection worth its pause. */
+  minGrowthBytes?: number;
+  /** The least time between two collections, so a busy process pays at most this often. */
+  minIntervalMs?: number;
+  clock?: Clock;
+  /** The process's resident memory in bytes (tests give their own). */
+  residentBytes?: () => number;
+  /** A full garbage collection (tests give their own). */
+  collect?: () => void;
+  /** Work still in flight (a collection would pause it): look again after another quiet spell. */
+  busy?: () => boolean;
+  /** Told about each collection, for the logs. */
+  onReclaim?: (reclaim: Reclaimed) => void;
+}
+
+export interface Reclaimed {
+  beforeBytes: number;
+  afterBytes: number;
+  pauseMs: number;
+}
+
+/**
+ * Gives memory back once the process has been quiet for a while after work.
+ *
+ * V8 collects garbage when JavaScript allocates, not when the process idles, and Node has no
+ * idle-time collection: the buffers of the last scrapes (each socket read is its own
+ * allocation outside the V8 heap) stay resident until later scrapes allocate enough to
+ * start a collection. After twenty 5 MiB bodies that is 15-30 MiB held through the quiet
+ * seconds between Prometheus's scrapes (bench/README.md). One full collection then costs a
+ * few milliseconds, at most once per `minIntervalMs`, and only after real growth.
+ */
+export class IdleReclaim {
+  private readonly quietMs: number;
+  private readonly minGrowthBytes: number;
+  private readonly minIntervalMs: number;
+  private readonly clock: Clock;
+  private readonly residentBytes: () => number;
+  private readonly collect: () => void;
+  private readonly onReclaim: ((reclaim: Reclaimed) => void) | undefined;
+  private readonly busy: () => boolean;
+  private lastActivityAt: number;
+  private lastCollectedAt = Number.NEGATIVE_INFINITY;
+  private baselineBytes: number;
+  private timer: ClockTimer | undefined = undefined;
+  private settleTimer: ClockTimer | undefined = undefined;
+  private stopped = false;
+
+  constructor(options: IdleReclaimOptions = {}) {
+    this.quietMs = options.quietMs ?? 500;
+    this.minGrowthBytes = options.minGrowthBytes ?? 8 * MiB;
+    this.minIntervalMs = options.minIntervalMs ?? 10_000;
+    this.clock = options.clock ?? realClock;
+    this.residentBytes = options.residentBytes ?? process.memoryUsage.rss;
+    this.collect = options.collect ?? fullCollection();
+    this.onReclaim = options.onReclaim;
+    this.busy = options.busy ?? (() => false);
+    this.lastActivityAt = this.clock.now();
+    this.baselineBytes = this.residentBytes();
+  }
+
+  /** Something happened (a scrape ended): look again once it has been quiet for a while. */
+  activity(): void {
+    // One timestamp per call: this runs for every scrape. The timer is armed at most once.
+    this.lastActivityAt = this.clock.now();
+    if (this.timer === undefined && !this.stopped) this.arm(this.quietMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearTimeout(this.timer);
+    this.clock.clearTimeout(this.settleTimer);
+    this.timer = undefined;
+    this.settleTimer = undefined;
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(this.check, ms);
+    this.timer.unref?.();
+  }
+
+  private readonly check = (): void => {
+    this.timer = undefined;
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const quietFor = now - this.lastActivityAt;
+    if (quietFor < this.quietMs) {
+      this.arm(this.quietMs - quietFor);
+      return;
+    }
+    if (this.busy()) {
+      this.arm(this.quietMs);
+      return;
+    }
+    const sinceLast = now - this.lastCollectedAt;
+    if (sinceLast < this.minIntervalMs) {
+      this.arm(this.minIntervalMs - sinceLast);
+      return;
+    }
+    const beforeBytes = this.residentBytes();
+    if (beforeBytes - this.baselineBytes < this.minGrowthBytes) return;
+    const started = performance.now();
+    this.collect();
+    const pauseMs = performance.now() - started;
+    this.lastCollectedAt = this.clock.now();
+    // V8 frees array buffers' memory on a background thread after the collection: read the
+    // resident size that is the next baseline a moment later.
+    this.settleTimer = this.clock.setTimeout(() => {
+      this.settleTimer = undefined;
+      this.baselineBytes = this.residentBytes();
+      this.onReclaim?.({ beforeBytes, afterBytes: this.baselineBytes, pauseMs });
+    }, SETTLE_MS);
+    this.settleTimer.unref?.();
+  };
+}
+
+/**
+ * A full collection, through V8's `gc` function in a fresh context: `--expose-gc` only
+ * installs it in contexts created while the flag is set, and it is turned off again at once,
+ * so nothing else in the process sees it.
+ */
+function fullCollection(): () => void {
+  let gc: (() => void) | undefined;
+  return () => {
+    if (gc === undefined) {
+      setFlagsFromString('--expose-gc');
+      try {
+        gc = runInNewContext('gc') as () => void;
+      } finally {
+        setFlagsFromString('--no-expose-gc');
+      }
+    }
+    gc();
+  };
+}
