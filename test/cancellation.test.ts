@@ -8,6 +8,7 @@ import { ProxyEvents } from '../src/proxy/proxy-events.js';
 import { ScrapeHandler, type ScrapePolicy } from '../src/proxy/scrape-handler.js';
 import { SessionRegistry } from '../src/proxy/session-registry.js';
 import { StreamCounter } from '../src/proxy/stream-counter.js';
+import type { CancelSignal } from '../src/util/scrape-cancel.js';
 
 const POLICY: ScrapePolicy = {
   defaultScrapeTimeoutMs: 10_000,
@@ -22,8 +23,8 @@ const POLICY: ScrapePolicy = {
  * A client session that never answers and hands over the signal each scrape gets: what a
  * transport sees when a scrape is cancelled.
  */
-function silentSession(): { session: ClientSession; signals: AbortSignal[] } {
-  const signals: AbortSignal[] = [];
+function silentSession(): { session: ClientSession; signals: CancelSignal[] } {
+  const signals: CancelSignal[] = [];
   const session: ClientSession = {
     id: 'silent',
     transport: 'native',
@@ -69,7 +70,7 @@ async function proxyWith(
   };
 }
 
-describe("a scrape's cancellation reaches the client session as an AbortSignal", () => {
+describe("a scrape's cancellation reaches the client session as its cancel signal", () => {
   it('the scraper closing its request aborts it with NATPROX_SCRAPE_CANCELLED', async (t) => {
     const { session, signals } = silentSession();
     const proxy = await proxyWith(session);
@@ -87,7 +88,9 @@ describe("a scrape's cancellation reaches the client session as an AbortSignal",
     const [signal] = signals;
     assert.ok(signal);
     assert.equal(signal.aborted, false);
-    const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve));
+    const aborted = new Promise<void>((resolve) =>
+      signal.addEventListener('abort', () => resolve()),
+    );
     req.destroy();
     await aborted;
     assert.ok(signal.reason instanceof NatproxError);

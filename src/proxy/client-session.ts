@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Registration } from '../wire/protocol.js';
+import type { CancelSignal } from '../util/scrape-cancel.js';
 
 export type Transport = 'native' | 'pushprox';
 
@@ -70,9 +71,9 @@ export interface ClientSession {
    */
   readonly ready?: boolean;
   /** Resolves with the response head; rejects with NATPROX_CLIENT_LOST or the signal's reason. */
-  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse>;
+  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse>;
   /** Opens a byte stream to the target; undefined when the transport cannot (PushProx). */
-  httpsConnect?(request: HttpsConnectRequest, signal: AbortSignal): Promise<HttpsConnectResponse>;
+  httpsConnect?(request: HttpsConnectRequest, signal: CancelSignal): Promise<HttpsConnectResponse>;
   /** Stops new scrapes; in-flight ones end with the connection. */
   close(reason: string): void;
   /** Tears the connection down at once, in-flight scrapes included (native tunnels). */

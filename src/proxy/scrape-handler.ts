@@ -4,6 +4,7 @@ import { ignore } from '../util/ignore.js';
 import { errorMessage, NatproxError } from '../errors.js';
 import { contentLength, endToEndHeaders, statusHasNoBody } from '../util/headers.js';
 import { relayBody, type RelayOptions } from '../util/relay-body.js';
+import { ScrapeCancel, type CancelSignal } from '../util/scrape-cancel.js';
 import { bodyIsWhole, wholeBeforeFailure } from '../wire/body-completion.js';
 import {
   failureFor,
@@ -62,7 +63,8 @@ export class ScrapeHandler {
 class ProxiedScrape implements RelayOptions {
   private readonly startedAt = performance.now();
   private readonly policy: ScrapePolicy;
-  private readonly abort = new AbortController();
+  /** Not an AbortController: see ScrapeCancel. */
+  private readonly abort = new ScrapeCancel();
   private name = '';
   private port = 0;
   private path = '';
@@ -351,7 +353,7 @@ class ProxiedScrape implements RelayOptions {
  * The request body as the session streams it: past `limit` bytes (a chunked body, whose
  * size nobody declared) the scrape is cancelled with NATPROX_REQUEST_TOO_LARGE (413).
  */
-function limitedBody(req: IncomingMessage, limit: number, abort: AbortController): Readable {
+function limitedBody(req: IncomingMessage, limit: number, abort: ScrapeCancel): Readable {
   let seen = 0;
   req.on('error', ignore);
   return req.pipe(
@@ -388,7 +390,7 @@ const RETRY_AFTER = { 'retry-after': '1' };
 const MAX_EXPLANATION = 512;
 
 /** How an aborted scrape ended, by the abort's reason; undefined when it was not aborted. */
-function abortOutcome(signal: AbortSignal, res: ServerResponse): ScrapeOutcome | undefined {
+function abortOutcome(signal: CancelSignal, res: ServerResponse): ScrapeOutcome | undefined {
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
   // The deadline (timeout) or a request body over the limit (too_large).

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { NatproxError } from '../../errors.js';
 import { ignore } from '../../util/ignore.js';
+import type { CancelSignal } from '../../util/scrape-cancel.js';
 import type {
   ClientSession,
   HttpsConnectRequest,
@@ -129,7 +130,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.closeReason !== undefined;
   }
 
-  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
     // A HEAD goes as a GET, as it always has: the scraper's response drops the body, and
     // every client answers a GET stream completely (the allowlist grants HEAD with GET).
     const method =
@@ -150,7 +151,7 @@ export class ProxyTunnelSession implements ClientSession {
     return this.openStream(headers, request.body === undefined, signal, request.body);
   }
 
-  httpsConnect(request: HttpsConnectRequest, signal: AbortSignal): Promise<HttpsConnectResponse> {
+  httpsConnect(request: HttpsConnectRequest, signal: CancelSignal): Promise<HttpsConnectResponse> {
     return this.openStream(
       {
         ':method': 'CONNECT',
@@ -169,7 +170,7 @@ export class ProxyTunnelSession implements ClientSession {
   private openStream(
     headers: OutgoingHttpHeaders,
     endStream: boolean,
-    signal: AbortSignal,
+    signal: CancelSignal,
     body?: Readable,
   ): Promise<HttpsConnectResponse> {
     if (this.closed) {

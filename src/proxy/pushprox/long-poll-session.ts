@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { NatproxError } from '../../errors.js';
 import { realClock, type Clock, type ClockTimer } from '../../util/clock.js';
+import type { CancelSignal } from '../../util/scrape-cancel.js';
 import type { ClientSession, ScrapeRequest, ScrapeResponse } from '../client-session.js';
 import type { Registration } from '../../wire/protocol.js';
 import { isClientMadeError, translateClientError } from './client-error.js';
@@ -42,7 +43,7 @@ interface QueuedScrape {
   request: ScrapeRequest;
   /** The request body, read in full: a poll answer carries it after the head. */
   body: Buffer | undefined;
-  signal: AbortSignal;
+  signal: CancelSignal;
   resolve: (response: ScrapeResponse) => void;
   reject: (err: unknown) => void;
   stopWatching: () => void;
@@ -143,7 +144,7 @@ export class LongPollSession implements ClientSession {
     this.polls.push(poll);
   }
 
-  scrape(request: ScrapeRequest, signal: AbortSignal): Promise<ScrapeResponse> {
+  scrape(request: ScrapeRequest, signal: CancelSignal): Promise<ScrapeResponse> {
     if (request.body) {
       // A poll answer is one message: the body is read first (its size is limited already,
       // and the scrape's deadline and cancellation stop the reading).
@@ -156,7 +157,7 @@ export class LongPollSession implements ClientSession {
   private schedule(
     request: ScrapeRequest,
     body: Buffer | undefined,
-    signal: AbortSignal,
+    signal: CancelSignal,
   ): Promise<ScrapeResponse> {
     if (this.closed) {
       return Promise.reject(
@@ -404,7 +405,7 @@ function isOpen(res: ServerResponse): boolean {
 }
 
 /** All of `source`; rejects with the signal's reason when the scrape is cancelled first. */
-function readWhole(source: Readable, signal: AbortSignal): Promise<Buffer> {
+function readWhole(source: Readable, signal: CancelSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const onAbort = (): void => {
