@@ -1,15 +1,14 @@
 /**
  * The client half of the floor (bench/scenarios/floor.ts): dials the bare proxy with the
  * tunnel's Upgrade, serves HTTP/2 on that socket and answers each stream from the local
- * target through undici's dispatcher, as `natprox client` does, with nothing else: no
- * allowlist, deadline, completion trailer, metrics or logs.
+ * target through a keep-alive node:http Agent, as `natprox client` does, with nothing else:
+ * no allowlist, deadline, completion trailer, metrics or logs.
  *
  * Arguments: PROXY_PORT TARGET_PORT NAME,NAME,…   IPC out: {type:'connected'}
  */
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Pool } from 'undici';
 import {
   encodeRegistration,
   MAX_SESSION_MEMORY_MIB,
@@ -21,36 +20,34 @@ import {
 
 const [proxyPort, targetPort, nameList] = process.argv.slice(2);
 const names = (nameList ?? '').split(',');
-const pool = new Pool(`http://127.0.0.1:${targetPort}`, { connections: 256 });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
 function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-  let resume: (() => void) | undefined;
   stream.on('error', () => {});
-  stream.on('drain', () => resume?.());
-  pool.dispatch(
-    {
-      method: 'GET',
-      path: String(headers[':path']),
-      headers: { host: String(headers[':authority']) },
-    },
-    {
-      onConnect() {},
-      onHeaders(status, raw, resumeBody) {
-        resume = resumeBody;
-        const out: http2.OutgoingHttpHeaders = { ':status': status };
-        for (let i = 0; i + 1 < raw.length; i += 2) {
-          const name = String(raw[i]).toLowerCase();
-          if (!HOP_BY_HOP.has(name)) out[name] = String(raw[i + 1]);
-        }
-        stream.respond(out);
-        return true;
-      },
-      onData: (chunk) => stream.write(chunk),
-      onComplete: () => stream.end(),
-      onError: () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
-    },
-  );
+  const request = http.request({
+    agent,
+    host: '127.0.0.1',
+    port: Number(targetPort),
+    path: String(headers[':path']),
+    headers: ['host', String(headers[':authority'])],
+  });
+  request.on('response', (res: IncomingMessage) => {
+    const out: http2.OutgoingHttpHeaders = { ':status': res.statusCode ?? 502 };
+    const raw = res.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = String(raw[i]).toLowerCase();
+      if (!HOP_BY_HOP.has(name)) out[name] = raw[i + 1];
+    }
+    stream.respond(out);
+    stream.on('drain', () => res.resume());
+    res.on('data', (chunk: Buffer) => {
+      if (!stream.write(chunk)) res.pause();
+    });
+    res.on('end', () => stream.end());
+  });
+  request.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+  request.end();
 }
 
 const request = http.request({
