@@ -1,7 +1,7 @@
 /**
  * The client half of the floor (bench/scenarios/floor.ts): dials the bare proxy with the
  * tunnel's Upgrade, serves HTTP/2 on that socket and answers each stream from the local
- * target through a keep-alive node:http Agent, as `natprox client` does, with nothing else:
+ * target with node:http and natprox's connection pool, as `natprox client` does, with nothing else:
  * no allowlist, deadline, completion trailer, metrics or logs.
  *
  * Arguments: PROXY_PORT TARGET_PORT NAME,NAME,…   IPC out: {type:'connected'}
@@ -17,10 +17,12 @@ import {
   TUNNEL_SETTINGS,
   TUNNEL_UPGRADE_TOKEN,
 } from '../../src/wire/protocol.js';
+import { TargetPool } from '../../src/client/target-pool.js';
 
 const [proxyPort, targetPort, nameList] = process.argv.slice(2);
 const names = (nameList ?? '').split(',');
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
+// natprox's own connection pool (leaner than Node's Agent), so the hop does what natprox's does.
+const agent = new TargetPool('http:', 80) as unknown as http.Agent;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
 function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {

@@ -1,6 +1,6 @@
 /**
  * One hop of the floor (bench/scenarios/floor.ts): a forward proxy written straight on
- * node:http that fetches the target itself through a keep-alive Agent, with no tunnel. A
+ * node:http that fetches the target itself (with natprox's connection pool), with no tunnel. A
  * scrape through natprox (or the bare relay) crosses two such hops, the proxy and the
  * client; this shows what one costs on this machine.
  *
@@ -8,9 +8,11 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TargetPool } from '../../src/client/target-pool.js';
 
 const [targetPort] = process.argv.slice(2);
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
+// natprox's own connection pool (leaner than Node's Agent), so the hop does what natprox's does.
+const agent = new TargetPool('http:', 80) as unknown as http.Agent;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
 const server = http.createServer((req, res) => {
