@@ -130,4 +130,15 @@ describe('connections to a local target', () => {
       'a connection the target closes within a second is not reused',
     );
   });
+
+  it('refuses a fetch after the last client closed them, at once (not at its deadline)', async () => {
+    const target = await countingTarget((_req, res) => res.end('metric 1\n'));
+    const targets = localTargets(target.port);
+    targets.close();
+    await assert.rejects(
+      within(fetchThrough(targets, target.port, '/metrics'), 2000, 'the refusal'),
+      /NATPROX_TARGET_FAILED: .*closing its local connections/,
+    );
+    assert.equal(target.opened(), 0);
+  });
 });

@@ -18,10 +18,11 @@ const sharedPools = {
   http: undefined as TargetPool | undefined,
   https: undefined as TargetPool | undefined,
   users: 0,
-  acquire(): void {
+  acquire(): { http: TargetPool; https: TargetPool } {
     this.users += 1;
     this.http ??= new TargetPool('http:', 80);
     this.https ??= new TargetPool('https:', 443);
+    return { http: this.http, https: this.https };
   },
   release(): void {
     this.users -= 1;
@@ -44,6 +45,7 @@ const sharedPools = {
  * verified (system CAs, NODE_EXTRA_CA_CERTS) for the scraped NAME.
  */
 export class LocalTargets {
+  private readonly pools = sharedPools.acquire();
   private readonly inFlight = new Set<TargetExchange>();
   private closed = false;
 
@@ -52,9 +54,7 @@ export class LocalTargets {
     private readonly allowlist: Allowlist,
     /** What fetch deadlines run on; tests give a fake one. */
     private readonly clock: Clock = realClock,
-  ) {
-    sharedPools.acquire();
-  }
+  ) {}
 
   /**
    * Aborts fetches still running (the grace period is over); the last client of the
@@ -112,7 +112,7 @@ export class LocalTargets {
     );
     const options: RequestOptions = {
       // node:http takes any object with an agent's interface.
-      agent: (secure ? sharedPools.https : sharedPools.http) as unknown as http.Agent,
+      agent: (secure ? this.pools.https : this.pools.http) as unknown as http.Agent,
       host: target.host,
       port: target.port,
       method: scrape.method,

@@ -61,13 +61,19 @@ export class TargetPool {
   ) {}
 
   addRequest(request: ClientRequest, options: RequestOptions): void {
+    if (this.closed) {
+      // As Node's Agent reports a failed connection: the request's 'error' event.
+      const onSocket = request.onSocket as (socket: Socket | null, err: Error) => void;
+      onSocket.call(request, null, new Error('the client is closing its local connections'));
+      return;
+    }
     const origin = this.originOf(options);
     const socket = takeIdle(origin);
     if (socket !== undefined) {
       socket.ref();
       if (socket.timeout !== IDLE_CONNECTION_MS) socket.setTimeout(IDLE_CONNECTION_MS);
       request.onSocket(socket);
-    } else if (origin.sockets.size < MAX_CONNECTIONS_PER_ORIGIN && !this.closed) {
+    } else if (origin.sockets.size < MAX_CONNECTIONS_PER_ORIGIN) {
       request.onSocket(this.connect(origin));
     } else {
       origin.waiting.push(request);
