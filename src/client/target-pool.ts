@@ -80,7 +80,10 @@ export class TargetPool {
     }
   }
 
-  /** Closes every connection and drops the requests waiting for one (LocalTargets stops their fetches first). */
+  /**
+   * Closes every connection and drops the requests waiting for one (LocalTargets stops
+   * their fetches first).
+   */
   destroy(): void {
     this.closed = true;
     for (const origin of this.origins.values()) {
