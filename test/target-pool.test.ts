@@ -2,7 +2,7 @@
  * The client's connections to local targets (src/client/target-pool.ts), through real
  * LocalTargets fetches against real targets: at most MAX_CONNECTIONS_PER_ORIGIN connections
  * per target, fetches beyond that wait for one to come free, and an idle connection closes
- * when the target's Keep-Alive timeout (less a second) is shorter than the pool's own.
+ * a second before the target's Keep-Alive timeout.
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -106,7 +106,7 @@ describe('connections to a local target', () => {
     assert.ok(answers.every((answer) => answer.body === 'held\n'));
   });
 
-  it("closes an idle connection before the target's Keep-Alive timeout says the target will", async () => {
+  it("closes an idle connection a second before the target's Keep-Alive timeout", async () => {
     const target = await countingTarget((req, res) => {
       // timeout=2: the pool keeps the connection for 1 s; timeout=1 leaves it no time at all.
       res.setHeader('keep-alive', req.url === '/short' ? 'timeout=1' : 'timeout=2');

@@ -4,13 +4,15 @@ import tls from 'node:tls';
 import { ignore } from '../util/ignore.js';
 
 /**
- * How long an idle connection is kept (undici's default, which natprox used before):
- * shorter than exporters' own idle timeouts, so a reused connection is rarely one the
- * target is closing at that moment.
+ * How long an idle connection is kept when the target does not say (undici's default, which
+ * natprox used before): shorter than exporters' own idle timeouts, so a reused connection is
+ * rarely one the target is closing at that moment.
  */
 export const IDLE_CONNECTION_MS = 4000;
-/** A target's `Keep-Alive: timeout=N` closes a connection this much before N (as Node does). */
+/** A target's `Keep-Alive: timeout=N` keeps a connection until this much before N. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
+/** The longest a target's Keep-Alive timeout keeps an idle connection (undici's cap). */
+const MAX_IDLE_CONNECTION_MS = 600_000;
 /** Connections per target origin; more concurrent fetches wait for one to come free. */
 export const MAX_CONNECTIONS_PER_ORIGIN = 256;
 
@@ -71,7 +73,6 @@ export class TargetPool {
     const socket = takeIdle(origin);
     if (socket !== undefined) {
       socket.ref();
-      if (socket.timeout !== IDLE_CONNECTION_MS) socket.setTimeout(IDLE_CONNECTION_MS);
       request.onSocket(socket);
     } else if (origin.sockets.size < MAX_CONNECTIONS_PER_ORIGIN) {
       request.onSocket(this.connect(origin));
@@ -166,10 +167,17 @@ function takeIdle(origin: Origin): Socket | undefined {
   return socket;
 }
 
-/** How long the connection may idle: IDLE_CONNECTION_MS, or less if the target said so. */
+/**
+ * How long the connection may idle: until a second before the timeout the target announced
+ * (`Keep-Alive: timeout=N`, as undici does; a target at Node's default says 5 s, the bench's
+ * 30 s), else IDLE_CONNECTION_MS. 0: do not keep it.
+ */
 function idleTimeout(socket: HttpSocket): number {
   const hint = socket._httpMessage?.res?.headers['keep-alive'];
   const seconds = typeof hint === 'string' ? /^timeout=(\d+)/.exec(hint)?.[1] : undefined;
   if (seconds === undefined) return IDLE_CONNECTION_MS;
-  return Math.min(IDLE_CONNECTION_MS, Number(seconds) * 1000 - KEEP_ALIVE_MARGIN_MS);
+  return Math.min(
+    MAX_IDLE_CONNECTION_MS,
+    Math.max(0, Number(seconds) * 1000 - KEEP_ALIVE_MARGIN_MS),
+  );
 }
