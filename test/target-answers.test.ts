@@ -80,8 +80,8 @@ for (const transport of ['native', 'pushprox'] as const) {
       const { scrape } = await setup();
       for (const [path, cause] of [
         ['/not-http', /HPE_INVALID_CONSTANT/],
-        ['/hang-up', /other side closed/],
-        ['/huge-header', /Headers Overflow/],
+        ['/hang-up', /closed the connection without answering/],
+        ['/huge-header', /HPE_HEADER_OVERFLOW/],
       ] as const) {
         const result = await scrape(path);
         assert.equal(result.status, 502, path);

@@ -1,42 +1,45 @@
 /**
  * One hop of the floor (bench/scenarios/floor.ts): a forward proxy written straight on
- * node:http and undici that fetches the target itself, with no tunnel. A scrape through
- * natprox (or the bare relay) crosses two such hops, the proxy and the client; this shows
- * what one costs on this machine.
+ * node:http that fetches the target itself (with natprox's connection pool), with no tunnel. A
+ * scrape through natprox (or the bare relay) crosses two such hops, the proxy and the
+ * client; this shows what one costs on this machine.
  *
  * Arguments: TARGET_PORT   IPC out: {type:'listening', port}
  */
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
+import { TargetPool } from '../../src/client/target-pool.js';
 
 const [targetPort] = process.argv.slice(2);
-const pool = new Pool(`http://127.0.0.1:${targetPort}`, { connections: 256 });
+// natprox's own connection pool (leaner than Node's Agent), so the hop does what natprox's does.
+const agent = new TargetPool('http:', 80) as unknown as http.Agent;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/');
-  let resume: (() => void) | undefined;
-  res.on('drain', () => resume?.());
-  pool.dispatch(
-    { method: 'GET', path: `${url.pathname}${url.search}`, headers: { host: url.host } },
-    {
-      onConnect() {},
-      onHeaders(status, raw, resumeBody) {
-        resume = resumeBody;
-        const out: http.OutgoingHttpHeaders = {};
-        for (let i = 0; i + 1 < raw.length; i += 2) {
-          const name = String(raw[i]).toLowerCase();
-          if (!HOP_BY_HOP.has(name)) out[name] = String(raw[i + 1]);
-        }
-        res.writeHead(status, out);
-        return true;
-      },
-      onData: (chunk) => res.write(chunk),
-      onComplete: () => res.end(),
-      onError: () => res.destroy(),
-    },
-  );
+  const request = http.request({
+    agent,
+    host: '127.0.0.1',
+    port: Number(targetPort),
+    path: `${url.pathname}${url.search}`,
+    headers: ['host', url.host],
+  });
+  request.on('response', (answer: IncomingMessage) => {
+    const out: http.OutgoingHttpHeaders = {};
+    const raw = answer.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = String(raw[i]).toLowerCase();
+      if (!HOP_BY_HOP.has(name)) out[name] = raw[i + 1];
+    }
+    res.writeHead(answer.statusCode ?? 502, out);
+    res.on('drain', () => answer.resume());
+    answer.on('data', (chunk: Buffer) => {
+      if (!res.write(chunk)) answer.pause();
+    });
+    answer.on('end', () => res.end());
+  });
+  request.on('error', () => res.destroy());
+  request.end();
 });
 
 server.listen(0, '127.0.0.1', () => {

@@ -1,7 +1,7 @@
 /**
  * floor: the throughput and latency scenarios run against a bare two-hop relay
- * (bench/floor/): the same exchanges natprox makes, written straight on node:http,
- * node:http2 and undici, with none of natprox's checks, deadlines, metrics or logs. Its
+ * (bench/floor/): the same exchanges natprox makes, written straight on node:http and
+ * node:http2, with none of natprox's checks, deadlines, metrics or logs. Its
  * figures show what two Node hops cost on this machine, the floor under natprox's own;
  * no goals (the "natprox" column holds the bare relay's figures). One more sequential route
  * goes through a single plain HTTP/1 forward proxy (bench/floor/one-hop-relay.ts): what one

@@ -121,19 +121,6 @@ function setOwn(headers: IncomingHttpHeaders, name: string, value: string | stri
   } else headers[name] = value;
 }
 
-/**
- * Raw header lines (name, value, name, value… as undici hands them over) as Node's
- * `IncomingMessage.headers` would hold them (see addHeaderLine).
- */
-export function headersFromRaw(raw: readonly Buffer[]): IncomingHttpHeaders {
-  const headers: IncomingHttpHeaders = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
-    addHeaderLine(headers, name, (raw[i + 1] as Buffer).toString('latin1'), true);
-  }
-  return headers;
-}
-
 /** Answers with this status have no body, whatever their headers say (RFC 9110, 6.4.1). */
 export function statusHasNoBody(status: number): boolean {
   return (status >= 100 && status < 200) || status === 204 || status === 304;

@@ -52,8 +52,8 @@ export class ScrapeExecutor {
     const { name, port } = parseAuthority(authority);
     const method = String(headers[':method'] ?? 'GET');
     // A stream whose HEADERS did not end it carries a request body (a POST to remote read).
-    // undici reads it from a pass-through: when it is done with a body it destroys it, and
-    // the stream is also where the answer goes.
+    // The local fetch reads it from a pass-through: a fetch that ends early destroys its
+    // body, and the stream is also where the answer goes.
     const body = stream.endAfterHeaders ? undefined : stream.pipe(new PassThrough());
     let bytes = 0;
     const report = servedReporter(this.events, { name, port, path }, () => bytes);
