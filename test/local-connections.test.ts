@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { NatproxClient } from '../src/index.js';
-import { eventually, scrapeThrough, startProxy, startTarget } from './helpers/loopback.js';
+import { countingTarget, eventually, scrapeThrough, startProxy } from './helpers/loopback.js';
 
 describe('connections to local targets', () => {
   it('are pooled for all clients in a process and closed when the last one stops', async () => {
-    const target = await startTarget((_req, res) => res.end('metric 1\n'), after);
-    const open = new Set<Socket>();
-    let opened = 0;
-    target.server.on('connection', (socket: Socket) => {
-      opened += 1;
-      open.add(socket);
-      socket.once('close', () => open.delete(socket));
-    });
+    const target = await countingTarget(after, (_req, res) => res.end('metric 1\n'));
+    const { open, opened } = target;
     const { port, url } = await startProxy(after);
     const clients = ['first', 'second'].map((name) => {
       const client = new NatproxClient({
@@ -30,12 +23,12 @@ describe('connections to local targets', () => {
       const result = await scrapeThrough(port, `http://${name}:${target.port}/metrics`);
       assert.equal(result.status, 200, result.body);
     }
-    assert.equal(opened, 1, 'one keep-alive connection served both clients');
+    assert.equal(opened(), 1, 'one keep-alive connection served both clients');
 
     await clients[0]?.stop(0);
     const again = await scrapeThrough(port, `http://second:${target.port}/metrics`);
     assert.equal(again.status, 200);
-    assert.equal(opened, 1, 'the other client still uses it');
+    assert.equal(opened(), 1, 'the other client still uses it');
     assert.equal(open.size, 1);
 
     await clients[1]?.stop(0);

@@ -5,13 +5,12 @@
  * a second before the target's Keep-Alive timeout.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { Allowlist } from '../src/client/allowlist.js';
 import { LocalTargets } from '../src/client/local-targets.js';
 import { MAX_CONNECTIONS_PER_ORIGIN } from '../src/client/target-pool.js';
-import { eventually, startTarget, within } from './helpers/loopback.js';
+import { countingTarget, eventually, within } from './helpers/loopback.js';
 
 /** Fetches `path` from the target on `port`; resolves with the status and body. */
 function fetchThrough(
@@ -51,21 +50,6 @@ function fetchThrough(
   });
 }
 
-/** A target that counts its connections and keeps the ones open in `open`. */
-async function countingTarget(
-  handler: Parameters<typeof startTarget>[0],
-): Promise<{ port: number; open: Set<Socket>; opened: () => number }> {
-  const target = await startTarget(handler, after);
-  const open = new Set<Socket>();
-  let opened = 0;
-  target.server.on('connection', (socket: Socket) => {
-    opened += 1;
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-  });
-  return { port: target.port, open, opened: () => opened };
-}
-
 function localTargets(port: number): LocalTargets {
   const targets = new LocalTargets(new Set(['demo']), new Allowlist([{ host: '127.0.0.1', port }]));
   after(() => targets.close());
@@ -75,7 +59,7 @@ function localTargets(port: number): LocalTargets {
 describe('connections to a local target', () => {
   it(`are at most ${MAX_CONNECTIONS_PER_ORIGIN}; a fetch beyond waits for one to come free`, async () => {
     const held: Array<() => void> = [];
-    const target = await countingTarget((req, res) => {
+    const target = await countingTarget(after, (req, res) => {
       if (req.url === '/hold') held.push(() => res.end('held\n'));
       else res.end('quick\n');
     });
@@ -107,7 +91,7 @@ describe('connections to a local target', () => {
   });
 
   it("closes an idle connection a second before the target's Keep-Alive timeout", async () => {
-    const target = await countingTarget((req, res) => {
+    const target = await countingTarget(after, (req, res) => {
       // timeout=2: the pool keeps the connection for 1 s; timeout=1 leaves it no time at all.
       res.setHeader('keep-alive', req.url === '/short' ? 'timeout=1' : 'timeout=2');
       res.end('metric 1\n');
@@ -132,7 +116,7 @@ describe('connections to a local target', () => {
   });
 
   it('refuses a fetch after the last client closed them, at once (not at its deadline)', async () => {
-    const target = await countingTarget((_req, res) => res.end('metric 1\n'));
+    const target = await countingTarget(after, (_req, res) => res.end('metric 1\n'));
     const targets = localTargets(target.port);
     targets.close();
     await assert.rejects(

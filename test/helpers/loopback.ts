@@ -30,6 +30,22 @@ export async function startTarget(
   return { server, port: (server.address() as AddressInfo).port };
 }
 
+/** A target that counts the connections it accepted and keeps the ones still open in `open`. */
+export async function countingTarget(
+  teardown: Teardown,
+  handler: RequestListener,
+): Promise<{ server: http.Server; port: number; open: Set<net.Socket>; opened: () => number }> {
+  const target = await startTarget(handler, teardown);
+  const open = new Set<net.Socket>();
+  let opened = 0;
+  target.server.on('connection', (socket: net.Socket) => {
+    opened += 1;
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  return { ...target, open, opened: () => opened };
+}
+
 export async function startProxy(
   teardown: Teardown,
   options: Partial<ProxyOptions> = {},
