@@ -263,6 +263,18 @@ describe('natprox config', () => {
     assert.ok(compared >= 2, `compared ${compared} commands (the VPS and the home config)`);
   });
 
+  it("the single file carries zod's English messages only, and reports a bad config file in them", () => {
+    const file = join(dir, 'bad-client.yml');
+    writeFileSync(file, 'proxy_url: 5\nnames: [home]\nallow: nope\n');
+    const { code, stderr } = natprox(['client', '--config', file]);
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /proxy_url: Invalid input: expected string, received number/);
+    assert.match(stderr, /allow: Invalid input: expected array, received string/);
+    // The other ~45 locales are left out (scripts/bundle.mjs): a fifth of the file, read on
+    // every start. German stands for them (esbuild writes its umlaut as \xFC).
+    assert.doesNotMatch(readFileSync(bundle, 'utf8'), /Ung(ü|\\xFC)ltige Eingabe/);
+  });
+
   it('says what is wrong, with exit code 2, for bad or missing flags', () => {
     const cases: Array<[string[], RegExp]> = [
       [
