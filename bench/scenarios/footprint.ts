@@ -5,8 +5,8 @@
  *   - client start to tunnel up: from spawning the client until the proxy's /clients lists
  *     its name (polled every 5 ms);
  *   - client resident memory (VmRSS) once idle after the tunnel is up, and after 10,000
- *     scrapes of 10 KiB and 20 of 5 MiB (quick: 500 and 3) and a short idle (2 s, quick 1 s:
- *     long enough for the idle collection of src/util/idle-reclaim.ts);
+ *     scrapes of 10 KiB and 20 of 5 MiB (quick: 500 and 3) and 3 s idle (long enough for the
+ *     idle collection of src/util/idle-reclaim.ts);
  *   - the proxy's resident memory with that one client, idle, before any scrape;
  *   - CPU per 10 KiB scrape of the proxy and the client (one at a time, one connection).
  */
@@ -78,6 +78,8 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
   const versionRuns = ctx.quick ? 3 : 9;
   const starts = ctx.quick ? 1 : 3;
   const settleMs = ctx.quick ? 1000 : 2000;
+  // After the load: the client collects once it has been quiet for 2 s (src/util/idle-reclaim.ts).
+  const afterLoadMs = 3000;
   const smallScrapes = ctx.quick ? 500 : 10_000;
   const bigScrapes = ctx.quick ? 3 : 20;
   const target = await startTarget();
@@ -135,7 +137,7 @@ export async function footprint(ctx: Context): Promise<ScenarioResult> {
       failOnErrors(ctx, `footprint ${label} 10 KiB`, small);
       const big = await ctx.driver.run(job(`/bytes?n=${5 * MiB}`, bigScrapes));
       failOnErrors(ctx, `footprint ${label} 5 MiB`, big);
-      await sleep(settleMs);
+      await sleep(afterLoadMs);
       const after = sampleProcess(client.pid);
       await client.stop();
 
