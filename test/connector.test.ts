@@ -3,21 +3,11 @@ import type { ServerHttp2Session } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { ClientEvents, type ConnectionState } from '../src/client/client-events.js';
-import type { BackoffOptions } from '../src/client/backoff.js';
 import { NatproxClient } from '../src/client/natprox-client.js';
 import { NativeClientTransport } from '../src/client/native/native-client-transport.js';
 import type { TunnelConnection } from '../src/client/native/tunnel-dialer.js';
 import { NatproxError } from '../src/errors.js';
-import { FakeClock, settle } from './helpers/fake-clock.js';
-
-/** No jitter: random() = 0.5 puts every delay exactly on its base. */
-const SMALL_BACKOFF: BackoffOptions = {
-  initialMs: 20,
-  maxMs: 160,
-  multiplier: 2,
-  jitter: 0.3,
-  random: () => 0.5,
-};
+import { EXACT_BACKOFF, FakeClock, settle } from './helpers/fake-clock.js';
 
 /** A TunnelConnection without a socket: `drop()` ends it. */
 class FakeConnection implements TunnelConnection {
@@ -89,7 +79,7 @@ describe('NativeClientTransport', () => {
         return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1'));
       },
       events,
-      backoff: SMALL_BACKOFF,
+      backoff: EXACT_BACKOFF,
       resetBackoffAfterMs: 1000,
       clock,
     });
@@ -138,7 +128,7 @@ describe('NativeClientTransport', () => {
         throw new Error(error);
       },
       events,
-      backoff: { ...SMALL_BACKOFF, initialMs: 100, maxMs: 100 },
+      backoff: { ...EXACT_BACKOFF, initialMs: 100, maxMs: 100 },
       resetBackoffAfterMs: 1000,
       clock,
     });
@@ -181,7 +171,7 @@ describe('NativeClientTransport', () => {
         return Promise.reject(new Error('no'));
       },
       events,
-      backoff: { ...SMALL_BACKOFF, initialMs: 10_000, maxMs: 10_000 },
+      backoff: { ...EXACT_BACKOFF, initialMs: 10_000, maxMs: 10_000 },
       resetBackoffAfterMs: 1000,
       clock,
     });
@@ -208,7 +198,7 @@ describe('NativeClientTransport', () => {
         return connection;
       },
       events,
-      backoff: SMALL_BACKOFF,
+      backoff: EXACT_BACKOFF,
       resetBackoffAfterMs: 10_000,
       clock,
     });
@@ -241,7 +231,7 @@ describe('NativeClientTransport', () => {
         return connection;
       },
       events,
-      backoff: SMALL_BACKOFF,
+      backoff: EXACT_BACKOFF,
       resetBackoffAfterMs: 50,
       clock,
     });
@@ -273,7 +263,7 @@ describe('NativeClientTransport', () => {
         return Promise.reject(new Error('refused'));
       },
       events,
-      backoff: { ...SMALL_BACKOFF, initialMs: 60_000, maxMs: 60_000 },
+      backoff: { ...EXACT_BACKOFF, initialMs: 60_000, maxMs: 60_000 },
       resetBackoffAfterMs: 1000,
       clock,
     });
@@ -298,7 +288,7 @@ describe('NativeClientTransport', () => {
         return connection;
       },
       events,
-      backoff: SMALL_BACKOFF,
+      backoff: EXACT_BACKOFF,
       resetBackoffAfterMs: 1000,
       clock,
     });
@@ -320,7 +310,7 @@ describe('NativeClientTransport', () => {
     const transport = new NativeClientTransport({
       dial: async () => connection,
       events,
-      backoff: SMALL_BACKOFF,
+      backoff: EXACT_BACKOFF,
       resetBackoffAfterMs: 1000,
       clock,
     });
@@ -355,7 +345,7 @@ describe('NativeClientTransport', () => {
         });
       },
       events,
-      backoff: SMALL_BACKOFF,
+      backoff: EXACT_BACKOFF,
       resetBackoffAfterMs: 1000,
       clock,
     });

@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { BackoffOptions } from '../src/client/backoff.js';
 import { ClientEvents, type ConnectionState } from '../src/client/client-events.js';
 import { ReconnectLoop, type AttemptControl } from '../src/client/reconnect-loop.js';
 import { NatproxError } from '../src/errors.js';
-import { FakeClock, settle } from './helpers/fake-clock.js';
-
-/** No jitter: random() = 0.5 puts every delay exactly on its base. */
-const BACKOFF: BackoffOptions = {
-  initialMs: 20,
-  maxMs: 160,
-  multiplier: 2,
-  jitter: 0.3,
-  random: () => 0.5,
-};
+import { EXACT_BACKOFF, FakeClock, settle } from './helpers/fake-clock.js';
 
 function summary(states: ConnectionState[]): string[] {
   return states.map((s) =>
@@ -44,7 +34,7 @@ describe('ReconnectLoop (the loop both client transports run)', () => {
         });
       },
       events,
-      backoff: BACKOFF,
+      backoff: EXACT_BACKOFF,
       tunnel: { proxy: 'p' },
       clock,
     });
@@ -86,7 +76,7 @@ describe('ReconnectLoop (the loop both client transports run)', () => {
         throw new Error('poll broke off');
       },
       events,
-      backoff: BACKOFF,
+      backoff: EXACT_BACKOFF,
       tunnel: { proxy: 'p' },
       clock,
     });

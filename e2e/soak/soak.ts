@@ -148,36 +148,25 @@ async function main(): Promise<void> {
     const proxySamples: Sample[][] = [[]];
     const clientHeap: HeapSample[] = [];
     const proxyHeap: HeapSample[][] = [[]];
+    /** Reads heap in use from one /metrics into `into` (a failed read is a missing sample). */
+    const sampleHeap = (into: HeapSample[] | undefined, where: { url: string; proxy?: string }) =>
+      void d.scraper
+        .request({ ...where, deadlineMs: 2000, keepBody: true, identity: true })
+        .then((r) => {
+          const kib = heapUsedKiB(r.body);
+          if (kib !== undefined) into?.push({ at: Date.now(), heapUsedKiB: kib });
+        });
     const sampler = setInterval(() => {
       const c = sample(d.client.child.pid);
       if (c) clientSamples.push(c);
       const p = sample(d.proxy.child.pid);
       if (p) proxySamples.at(-1)?.push(p);
       // Heap in use, from each one's /metrics (the client's through its own tunnel).
-      const proxyList = proxyHeap.at(-1);
-      void d.scraper
-        .request({
-          url: `http://127.0.0.1:8080/metrics`,
-          deadlineMs: 2000,
-          keepBody: true,
-          identity: true,
-        }) // prettier-ignore
-        .then((r) => {
-          const kib = heapUsedKiB(r.body);
-          if (kib !== undefined) proxyList?.push({ at: Date.now(), heapUsedKiB: kib });
-        });
-      void d.scraper
-        .request({
-          url: `http://${CLIENT_NAME}:${CLIENT_METRICS_PORT}/metrics`,
-          proxy: '127.0.0.1:8080',
-          deadlineMs: 2000,
-          keepBody: true,
-          identity: true,
-        }) // prettier-ignore
-        .then((r) => {
-          const kib = heapUsedKiB(r.body);
-          if (kib !== undefined) clientHeap.push({ at: Date.now(), heapUsedKiB: kib });
-        });
+      sampleHeap(proxyHeap.at(-1), { url: 'http://127.0.0.1:8080/metrics' });
+      sampleHeap(clientHeap, {
+        url: `http://${CLIENT_NAME}:${CLIENT_METRICS_PORT}/metrics`,
+        proxy: '127.0.0.1:8080',
+      });
     }, SAMPLE_EVERY_MS);
     let downMs = 0;
     const faults: string[] = [];

@@ -1,3 +1,4 @@
+import type { BackoffOptions } from '../../src/client/backoff.js';
 import type { Clock, ClockTimer } from '../../src/util/clock.js';
 
 interface FakeTimer extends ClockTimer {
@@ -76,3 +77,15 @@ export class FakeClock implements Clock {
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/**
+ * Reconnect delays that fake time can count on: 20, 40, 80, 160 ms. No jitter: random() = 0.5
+ * puts every delay exactly on its base.
+ */
+export const EXACT_BACKOFF: BackoffOptions = {
+  initialMs: 20,
+  maxMs: 160,
+  multiplier: 2,
+  jitter: 0.3,
+  random: () => 0.5,
+};
