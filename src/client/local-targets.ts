@@ -136,9 +136,9 @@ export class LocalTargets {
  */
 function requestHead(scrape: LocalScrape): Array<string | string[]> {
   const head: Array<string | string[]> = [];
-  const inMemory = Buffer.isBuffer(scrape.body);
+  const { headers, body } = scrape;
+  const inMemory = Buffer.isBuffer(body);
   let sized = false;
-  const { headers } = scrape;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name === 'host' || name === 'expect') continue;
@@ -150,10 +150,8 @@ function requestHead(scrape: LocalScrape): Array<string | string[]> {
     head.push(name, typeof value === 'number' ? String(value) : value);
   }
   head.push('host', scrape.authority);
-  if (scrape.body !== undefined) {
-    if (Buffer.isBuffer(scrape.body)) head.push('content-length', String(scrape.body.length));
-    else if (!sized) head.push('transfer-encoding', 'chunked');
-  }
+  if (inMemory) head.push('content-length', String(body.length));
+  else if (body !== undefined && !sized) head.push('transfer-encoding', 'chunked');
   return head;
 }
 

@@ -16,6 +16,8 @@ import type {
 } from './local-scrape.js';
 import { sendRequestBody } from './request-body.js';
 
+const BODY_CUT_OFF = 'the target closed the connection before the end of the body';
+
 /** `http.request` or `https.request`. */
 export type RequestFunction = (options: RequestOptions) => ClientRequest;
 
@@ -113,7 +115,7 @@ export class TargetExchange implements LocalFetch, TargetResponse {
     const destination = this.destination;
     if (this.settled || destination === undefined) return;
     if (!this.response?.complete) {
-      this.failBody(new Error('the target closed the connection before the end of the body'));
+      this.failBody(new Error(BODY_CUT_OFF));
       return;
     }
     this.bodyEnded = true;
@@ -128,7 +130,7 @@ export class TargetExchange implements LocalFetch, TargetResponse {
 
   private readonly onResponseClose = (): void => {
     if (this.settled || this.bodyEnded) return;
-    this.failBody(new Error('the target closed the connection before the end of the body'));
+    this.failBody(new Error(BODY_CUT_OFF));
   };
 
   /** Errors of the connection: before the answer a failed fetch, after it a cut-off body. */
