@@ -77,9 +77,9 @@ const CLIENT_FLAG_LINES = `  --proxy-url URL                  the proxy, e.g. ht
   --label KEY=VALUE                a label on this client's /clients target groups, repeatable
   --config FILE                    YAML config: proxy_url (or proxies: [{url, token_file,
                                    ca_file, tls_fingerprint, cert_file, key_file}]),
-                                   connect_all_addresses, names, allow, labels, token_file,
-                                   ca_file, tls_fingerprint, cert_file, key_file,
-                                   metrics_listen; flags win
+                                   connect_all_addresses, transport, names, allow, labels,
+                                   token_file, ca_file, tls_fingerprint, cert_file, key_file,
+                                   metrics_listen, shutdown_grace; flags win
   --token-file FILE                the client token (one trailing newline is ignored); refused
                                    when group or others may write it, a warning when others
                                    (or the group of a file root does not own) may read it
