@@ -20,9 +20,11 @@ interface Rig {
   setBusy(busy: boolean): void;
 }
 
-function rig(options: { afterCollectMiB?: number } = {}): Rig {
+function rig(options: { afterCollectMiB?: number; youngAfterCollectMiB?: number } = {}): Rig {
   const clock = new FakeClock();
   let resident = 60 * MiB;
+  // The young generation starts at 1 MiB; the bench's load grows it to 32.
+  let young = 1 * MiB;
   let busy = false;
   const collections: Reclaimed[] = [];
   const reclaim = new IdleReclaim({
@@ -31,8 +33,11 @@ function rig(options: { afterCollectMiB?: number } = {}): Rig {
     minGrowthBytes: 8 * MiB,
     minIntervalMs: 10_000,
     residentBytes: () => resident,
+    youngQuietMs: 6_500,
+    youngBytes: () => young,
     collect: () => {
       resident = (options.afterCollectMiB ?? 62) * MiB;
+      young = (options.youngAfterCollectMiB ?? 1) * MiB;
     },
     busy: () => busy,
     onReclaim: (reclaimed) => collections.push(reclaimed),
@@ -112,6 +117,46 @@ describe('IdleReclaim', () => {
     r.setResident(90);
     r.reclaim.activity();
     await r.clock.advance(1_000);
+    assert.equal(r.collections.length, 1);
+  });
+
+  it('collects once more for a young generation that stayed large, once quiet long enough', async () => {
+    const r = rig({ youngAfterCollectMiB: 32 });
+    r.setResident(90);
+    r.reclaim.activity();
+    await r.clock.advance(1_500);
+    assert.equal(r.collections.length, 1, 'the first collection at 500 ms');
+    assert.equal(r.collections[0]?.young, false);
+    await r.clock.advance(4_999);
+    assert.equal(r.collections.length, 1, 'not before 6.5 s of quiet');
+    await r.clock.advance(1 + 1_000);
+    assert.equal(r.collections.length, 2);
+    assert.equal(r.collections[1]?.young, true, 'the second is for the young generation');
+    await r.clock.advance(60_000);
+    assert.equal(r.collections.length, 2, 'once per quiet spell, even if it stays large');
+    assert.equal(r.clock.pending, 0);
+  });
+
+  it("waits for the quiet again when a scrape comes before the young generation's turn", async () => {
+    const r = rig({ youngAfterCollectMiB: 32 });
+    r.setResident(90);
+    r.reclaim.activity();
+    await r.clock.advance(1_500);
+    assert.equal(r.collections.length, 1);
+    await r.clock.advance(3_000);
+    r.reclaim.activity();
+    await r.clock.advance(6_499);
+    assert.equal(r.collections.length, 1, 'the quiet counts from the last scrape');
+    await r.clock.advance(1 + 1_000);
+    assert.equal(r.collections.length, 2);
+    assert.equal(r.collections[1]?.young, true);
+  });
+
+  it('makes no second collection when the young generation is back to its size', async () => {
+    const r = rig({ youngAfterCollectMiB: 1 });
+    r.setResident(90);
+    r.reclaim.activity();
+    await r.clock.advance(60_000);
     assert.equal(r.collections.length, 1);
   });
 
