@@ -389,6 +389,18 @@ describe('proxy config file', () => {
       );
     });
 
+    it("zod's own messages, where the schema gives none, are English", async () => {
+      // zod/mini loads no locale by itself and then says only "Invalid input" (src/config/schema.ts).
+      const file = await yamlFile('clients: 5\nlong_poll: []\n');
+      assert.equal(
+        proxyError(file),
+        [
+          `${file}: clients: Invalid input: expected array, received number`,
+          `${file}: long_poll: Invalid input: expected object, received array`,
+        ].join('\n'),
+      );
+    });
+
     it('YAML syntax error', async () => {
       const file = await yamlFile('listen: [a\n');
       const message = proxyError(file);
@@ -589,6 +601,20 @@ shutdown_grace: 3s
     it('port 0 in allow', async () => {
       const file = await yamlFile(`${base}allow: [":0"]\n`);
       assert.equal(clientError(file), `${file}: allow[0]: expected PORT or HOST:PORT, got ":0"`);
+    });
+
+    it("zod's own messages, where the schema gives none, are English", async () => {
+      const file = await yamlFile(
+        'proxy_url: 5\nnames: [a]\nallow: [{ port: 70000 }, { port: 0 }]\n',
+      );
+      assert.equal(
+        clientError(file),
+        [
+          `${file}: proxy_url: Invalid input: expected string, received number`,
+          `${file}: allow[0].port: Too big: expected number to be <=65535`,
+          `${file}: allow[1].port: Too small: expected number to be >=1`,
+        ].join('\n'),
+      );
     });
 
     it('port out of range in allow', async () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { ConfigError } from '../errors.js';
 
 /** Renders a zod issue path as `clients[2].token_sha256`. */
@@ -17,7 +17,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
  * Reads a YAML file and validates it against `schema`. Any problem becomes one
  * ConfigError naming the file, the field and what is expected.
  */
-export function loadYamlFile<S extends z.ZodType>(file: string, schema: S): z.output<S> {
+export function loadYamlFile<S extends z.ZodMiniType>(file: string, schema: S): z.output<S> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
