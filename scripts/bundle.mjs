@@ -42,13 +42,6 @@ function singleFilePlugin(version) {
         contents: `export const VERSION: string = ${JSON.stringify(version)};\n`,
         loader: 'ts',
       }));
-      // zod re-exports all of its ~45 message locales (about 300 KiB, a fifth of the file,
-      // read by V8 on every start); natprox's config errors are English only.
-      b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
-        contents: 'export { default as en } from "./en.js";\n',
-        resolveDir: dirname(args.path),
-        loader: 'js',
-      }));
       // pino's transports need node_modules at run time; see pino-single-file.mjs.
       b.onResolve({ filter: /^pino$/ }, (args) =>
         args.importer === PINO_WRAPPER ? undefined : { path: PINO_WRAPPER },
