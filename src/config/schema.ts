@@ -11,6 +11,9 @@ import { parseHostPort } from '../util/host-port.js';
 
 z.config(en());
 
+// zod/mini's transform gets the bare parse payload, without classic zod's ctx.addIssue: the
+// transforms below push their issue onto ctx.issues, as classic zod's addIssue did.
+
 const sha256Hex = z
   .string({ error: 'expected 64 lowercase hex characters (a SHA-256)' })
   .check(z.regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters (a SHA-256)'));
