@@ -4,12 +4,21 @@
  * harness's own helpers (targets, load driver, fleet driver) are forked TypeScript modules.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const BIN = fileURLToPath(new URL('../../bin/natprox.js', import.meta.url));
+/**
+ * The natprox under test: this checkout, or the built checkout NATPROX_BENCH_BUILD names (a
+ * before/after comparison with this harness: `git worktree add /tmp/base REV`, `npm ci` and
+ * `npm run build` there, then `NATPROX_BENCH_BUILD=/tmp/base npm run bench -- --no-build`).
+ * It replaces the proxy and client processes only: the fleet driver and the floor's bare relay
+ * run this checkout's code.
+ */
+const UNDER_TEST = process.env.NATPROX_BENCH_BUILD || ROOT;
+export const BIN = join(UNDER_TEST, 'bin', 'natprox.js');
 /** The single-file build (scripts/bundle.mjs), what a Raspberry Pi runs. */
-export const SINGLE_FILE = fileURLToPath(new URL('../../dist/natprox.mjs', import.meta.url));
+export const SINGLE_FILE = join(UNDER_TEST, 'dist', 'natprox.mjs');
 
 const live = new Set<ChildProcess>();
 
