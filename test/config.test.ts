@@ -317,6 +317,14 @@ describe('proxy config file', () => {
       assert.equal(proxyError(file), `${file}: limits.max_clients: expected a whole number`);
     });
 
+    it('a limit of 0 is too small, not the wrong type', async () => {
+      const file = await yamlFile('limits:\n  max_clients: 0\n');
+      assert.equal(
+        proxyError(file),
+        `${file}: limits.max_clients: expected a whole number above 0`,
+      );
+    });
+
     it('wrong type inside a list', async () => {
       const file = await yamlFile(`clients:\n  - names: [a]\n    token_sha256: "nothex"\n`);
       assert.equal(

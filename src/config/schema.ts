@@ -60,7 +60,10 @@ const credential = z.union(
   { error: 'expected {username, password_sha256} or {bearer_sha256}' },
 );
 
-const positiveInt = z.number({ error: 'expected a whole number' }).check(z.int(), z.positive());
+// The check's own text: the schema's would call 0 "not a whole number".
+const positiveInt = z
+  .number({ error: 'expected a whole number' })
+  .check(z.int(), z.positive('expected a whole number above 0'));
 
 const byteSize = z.pipe(
   z.union([positiveInt, z.string()], {
