@@ -140,12 +140,12 @@ describe('IdleReclaim', () => {
     r.reclaim.activity();
     await r.clock.advance(1_500);
     assert.equal(r.collections.length, 1, 'the first collection at 500 ms');
-    assert.equal(r.collections[0]?.young, false);
+    assert.equal(r.collections[0]?.kind, 'full');
     await r.clock.advance(4_999);
     assert.equal(r.collections.length, 1, 'not before 6.5 s of quiet');
     await r.clock.advance(1 + 1_000);
     assert.equal(r.collections.length, 2);
-    assert.equal(r.collections[1]?.young, true, 'the second is for the young generation');
+    assert.equal(r.collections[1]?.kind, 'young', 'the second is for the young generation');
     assert.deepEqual(r.kinds, ['full', 'young']);
     await r.clock.advance(60_000);
     assert.equal(r.collections.length, 2, 'once per quiet spell, even if it stays large');
@@ -164,7 +164,7 @@ describe('IdleReclaim', () => {
     assert.equal(r.collections.length, 1, 'the quiet counts from the last scrape');
     await r.clock.advance(1 + 1_000);
     assert.equal(r.collections.length, 2);
-    assert.equal(r.collections[1]?.young, true);
+    assert.equal(r.collections[1]?.kind, 'young');
   });
 
   it('makes no full collection when no buffers are held: the young generation still gets its turn', async () => {

@@ -10,7 +10,7 @@ export function logReclaimed(log: Logger, reclaimed: Reclaimed): void {
       rssBeforeMiB: Math.round((reclaimed.beforeBytes / MiB) * 10) / 10,
       rssAfterMiB: Math.round((reclaimed.afterBytes / MiB) * 10) / 10,
       pauseMs: Math.round(reclaimed.pauseMs * 10) / 10,
-      ...(reclaimed.young ? { youngGeneration: true } : {}),
+      ...(reclaimed.kind === 'young' ? { youngGeneration: true } : {}),
     },
     'idle: memory given back',
   );

@@ -37,8 +37,8 @@ export interface Reclaimed {
   beforeBytes: number;
   afterBytes: number;
   pauseMs: number;
-  /** The second collection of a quiet spell, for the young generation. */
-  young: boolean;
+  /** Full, or the young generation's turn (the second of a quiet spell). */
+  kind: CollectionKind;
 }
 
 /**
@@ -133,7 +133,7 @@ export class IdleReclaim {
     }
     if (this.youngPending && quietFor >= this.youngQuietMs) {
       this.youngPending = false;
-      this.run('young');
+      this.run('young', this.residentBytes());
       return;
     }
     // Until the young generation's turn, a new burst's growth is still collected as usual.
@@ -143,11 +143,12 @@ export class IdleReclaim {
       this.arm(Math.min(this.minIntervalMs - sinceLast, youngIn));
       return;
     }
-    if (this.residentBytes() - this.baselineBytes >= this.minGrowthBytes) {
+    const residentBytes = this.residentBytes();
+    if (residentBytes - this.baselineBytes >= this.minGrowthBytes) {
       // Only buffers are worth a full collection: it also makes V8 drop optimized code that
       // held objects it freed, and the next burst re-optimizes (bench/README.md). Growth
       // without them is V8's grown heap, which the young generation's turn gives back.
-      if (this.bufferBytes() >= MIN_BUFFER_BYTES) this.run('full');
+      if (this.bufferBytes() >= MIN_BUFFER_BYTES) this.run('full', residentBytes);
       this.youngPending = this.youngBytes() >= this.youngBaselineBytes + YOUNG_GROWN_BYTES;
       if (this.youngPending) this.arm(this.youngQuietMs - quietFor);
     } else if (this.youngPending) {
@@ -155,8 +156,7 @@ export class IdleReclaim {
     }
   };
 
-  private run(kind: CollectionKind): void {
-    const beforeBytes = this.residentBytes();
+  private run(kind: CollectionKind, beforeBytes: number): void {
     const started = performance.now();
     this.collect(kind);
     const pauseMs = performance.now() - started;
@@ -167,12 +167,7 @@ export class IdleReclaim {
     this.settleTimer = this.clock.setTimeout(() => {
       this.settleTimer = undefined;
       this.baselineBytes = this.residentBytes();
-      this.onReclaim?.({
-        beforeBytes,
-        afterBytes: this.baselineBytes,
-        pauseMs,
-        young: kind === 'young',
-      });
+      this.onReclaim?.({ beforeBytes, afterBytes: this.baselineBytes, pauseMs, kind });
     }, SETTLE_MS);
     this.settleTimer.unref?.();
   }
